@@ -1,0 +1,146 @@
+package hashing
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/bmatcuk/doublestar/v4"
+)
+
+// stateDir is the workspace folder holding rustypipe's own state (store,
+// runs, stat memo). Globs never match under it: `**` would otherwise hash
+// the cache into every key and change the key on every run.
+const stateDir = ".rustypipe"
+
+// ExpandGlobs returns the files under root matched by any of patterns:
+// relative "/"-separated paths, sorted and without duplicates. A pattern
+// that matches nothing contributes nothing and is not an error; use
+// ExpandGlobsUnmatched to learn which ones did. See ExpandGlobsUnmatched for
+// the pattern rules.
+func ExpandGlobs(root string, patterns []string) ([]string, error) {
+	files, _, err := ExpandGlobsUnmatched(root, patterns)
+	return files, err
+}
+
+// ExpandGlobsUnmatched is ExpandGlobs that also returns, in the order given,
+// the patterns that matched no file.
+//
+// Patterns use doublestar syntax with "/" separators (`*`, `?`, `[a-z]`,
+// `{a,b}`, `**` for any number of folders; `\` escapes). They are relative
+// to root: an absolute pattern (leading "/" or "\", or a drive letter such
+// as "C:") or one with a ".." segment is an error naming the pattern, as is
+// a malformed one. "./" prefixes are ignored. Only files and symlinks are
+// returned; directories are skipped (write "dir/**" for a folder's
+// contents). Symlinks found while matching wildcards are returned, not
+// followed; a symlink in the literal prefix of a pattern ("link/*.c") is
+// followed, as the file system does. Nothing under .rustypipe/ is matched.
+// A missing root or an unreadable directory is an error; a path through a
+// file ("a.c/*") matches nothing.
+func ExpandGlobsUnmatched(root string, patterns []string) (files, unmatched []string, err error) {
+	if fi, err := os.Stat(root); err != nil {
+		return nil, nil, fmt.Errorf("hashing: expand globs: %w", err)
+	} else if !fi.IsDir() {
+		return nil, nil, fmt.Errorf("hashing: expand globs: %s is not a directory", root)
+	}
+	fsys := workspaceFS{os.DirFS(root)}
+	seen := map[string]bool{}
+	for _, p := range patterns {
+		clean, err := cleanPattern(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("hashing: expand glob %q: %w", p, err)
+		}
+		var matches []string
+		if clean != "." { // "." is root itself, a directory
+			matches, err = doublestar.Glob(fsys, clean,
+				doublestar.WithFilesOnly(), doublestar.WithNoFollow(), doublestar.WithFailOnIOErrors())
+			if err != nil {
+				return nil, nil, fmt.Errorf("hashing: expand glob %q: %w", p, err)
+			}
+		}
+		if len(matches) == 0 {
+			unmatched = append(unmatched, p)
+		}
+		for _, m := range matches {
+			if !seen[m] {
+				seen[m] = true
+				files = append(files, m)
+			}
+		}
+	}
+	slices.Sort(files)
+	return files, unmatched, nil
+}
+
+// cleanPattern validates p and returns the form handed to doublestar.
+func cleanPattern(p string) (string, error) {
+	switch {
+	case p == "":
+		return "", errors.New("empty pattern")
+	case isAbsPattern(p):
+		return "", errors.New("pattern is absolute; patterns are relative to the workspace")
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return "", errors.New(`pattern contains ".."; patterns may not leave the workspace`)
+	case !doublestar.ValidatePattern(p):
+		return "", doublestar.ErrBadPattern
+	}
+	return path.Clean(p), nil
+}
+
+// isAbsPattern reports whether p is absolute on any platform, so that a
+// pipeline means the same thing everywhere.
+func isAbsPattern(p string) bool {
+	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, `\`) || filepath.IsAbs(p) {
+		return true
+	}
+	return len(p) >= 2 && p[1] == ':' && ('a' <= p[0] && p[0] <= 'z' || 'A' <= p[0] && p[0] <= 'Z')
+}
+
+// workspaceFS hides stateDir from glob expansion.
+type workspaceFS struct{ fsys fs.FS }
+
+func inStateDir(name string) bool {
+	return name == stateDir || strings.HasPrefix(name, stateDir+"/")
+}
+
+// notExist reports a path under a file ("a.c/x") as missing rather than as
+// an I/O error, so that such a pattern merely matches nothing.
+func notExist(op, name string, err error) error {
+	if errors.Is(err, syscall.ENOTDIR) {
+		return &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+	}
+	return err
+}
+
+func (w workspaceFS) Open(name string) (fs.File, error) {
+	if inStateDir(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	f, err := w.fsys.Open(name)
+	return f, notExist("open", name, err)
+}
+
+func (w workspaceFS) Stat(name string) (fs.FileInfo, error) {
+	if inStateDir(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	}
+	fi, err := fs.Stat(w.fsys, name)
+	return fi, notExist("stat", name, err)
+}
+
+func (w workspaceFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if inStateDir(name) {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	ents, err := fs.ReadDir(w.fsys, name)
+	if name == "." {
+		ents = slices.DeleteFunc(ents, func(e fs.DirEntry) bool { return e.Name() == stateDir })
+	}
+	return ents, notExist("readdir", name, err)
+}

@@ -1,0 +1,129 @@
+package hashing
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func globTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, rel := range []string{
+		"src/a.c", "src/b.c", "src/sub/c.c", "src/sub/d.h", "src/sub/deep/e.c",
+		"docs/readme.md", ".hidden/h.c", "top.c",
+		".rustypipe/statmemo", ".rustypipe/blobs/x.c",
+	} {
+		writeFile(t, root, rel, rel, 0o644, past)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "emptydir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestExpandGlobs(t *testing.T) {
+	root := globTree(t)
+	tests := []struct {
+		name      string
+		patterns  []string
+		files     []string
+		unmatched []string
+	}{
+		{"star", []string{"src/*.c"}, []string{"src/a.c", "src/b.c"}, nil},
+		{"doublestar", []string{"src/**/*.c"}, []string{"src/a.c", "src/b.c", "src/sub/c.c", "src/sub/deep/e.c"}, nil},
+		{"doublestar anywhere", []string{"**/*.h"}, []string{"src/sub/d.h"}, nil},
+		{"literal", []string{"docs/readme.md"}, []string{"docs/readme.md"}, nil},
+		{"dot slash", []string{"./top.c"}, []string{"top.c"}, nil},
+		{"alternatives", []string{"src/{a,b}.c"}, []string{"src/a.c", "src/b.c"}, nil},
+		{"dedup and sort", []string{"src/b.c", "src/*.c", "src/a.c"}, []string{"src/a.c", "src/b.c"}, nil},
+		{"directory skipped", []string{"src", "emptydir"}, nil, []string{"src", "emptydir"}},
+		{"folder contents", []string{"src/sub/**"}, []string{"src/sub/c.c", "src/sub/d.h", "src/sub/deep/e.c"}, nil},
+		{"no match", []string{"*.rs", "top.c", "missing/**"}, []string{"top.c"}, []string{"*.rs", "missing/**"}},
+		{"hidden files match", []string{".hidden/*"}, []string{".hidden/h.c"}, nil},
+		{"state dir excluded", []string{"**/*.c"}, []string{".hidden/h.c", "src/a.c", "src/b.c", "src/sub/c.c", "src/sub/deep/e.c", "top.c"}, nil},
+		{"state dir literal", []string{".rustypipe/statmemo", ".rustypipe/**"}, nil, []string{".rustypipe/statmemo", ".rustypipe/**"}},
+		{"root", []string{"."}, nil, []string{"."}},
+		{"through a file", []string{"top.c/x", "top.c/*", "src/a.c/**"}, nil, []string{"top.c/x", "top.c/*", "src/a.c/**"}},
+		{"none", nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files, unmatched, err := ExpandGlobsUnmatched(root, tt.patterns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(files, tt.files) || !reflect.DeepEqual(unmatched, tt.unmatched) {
+				t.Errorf("got %q unmatched %q, want %q unmatched %q", files, unmatched, tt.files, tt.unmatched)
+			}
+			plain, err := ExpandGlobs(root, tt.patterns)
+			if err != nil || !reflect.DeepEqual(plain, files) {
+				t.Errorf("ExpandGlobs = %q, %v; want %q", plain, err, files)
+			}
+		})
+	}
+}
+
+func TestExpandGlobsRejects(t *testing.T) {
+	root := globTree(t)
+	for _, p := range []string{
+		"/etc/*",
+		`\server\share\*`,
+		"C:/src/*.c",
+		"c:relative",
+		"../*",
+		"src/../../x",
+		"src/..",
+		"",
+		"src/[a-",
+		"src/{a,b",
+	} {
+		_, err := ExpandGlobs(root, []string{"src/*.c", p})
+		if err == nil {
+			t.Errorf("pattern %q accepted", p)
+			continue
+		}
+		if !strings.Contains(err.Error(), `"`+p+`"`) && !strings.Contains(err.Error(), strings.ReplaceAll(p, `\`, `\\`)) {
+			t.Errorf("error for %q does not name it: %v", p, err)
+		}
+	}
+}
+
+func TestExpandGlobsMissingRoot(t *testing.T) {
+	root := globTree(t)
+	for _, r := range []string{filepath.Join(root, "nope"), filepath.Join(root, "top.c")} {
+		if _, err := ExpandGlobs(r, []string{"**"}); err == nil {
+			t.Errorf("root %s accepted", r)
+		}
+	}
+}
+
+func TestExpandGlobsSymlinks(t *testing.T) {
+	root := globTree(t)
+	if err := os.Symlink(filepath.Join(root, "src"), filepath.Join(root, "linkdir")); err != nil {
+		t.Skipf("symlinks unavailable: %v", err)
+	}
+	if err := os.Symlink("top.c", filepath.Join(root, "link.c")); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ExpandGlobs(root, []string{"*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Symlinks are listed, the linked folder is not walked.
+	want := []string{"link.c", "linkdir", "top.c"}
+	if !reflect.DeepEqual(files, want) {
+		t.Errorf("got %q, want %q", files, want)
+	}
+	files, err = ExpandGlobs(root, []string{"**/*.c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasPrefix(f, "linkdir/") {
+			t.Errorf("followed a symlinked folder: %s", f)
+		}
+	}
+}

@@ -1,0 +1,434 @@
+package hashing
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// racyWindow is how close to "now" an mtime may be before the memo stops
+// trusting it. A file rewritten within the same timestamp tick as the stat we
+// recorded keeps its mtime; the coarsest tick in common use is FAT's 2 s
+// (ext4, XFS, APFS and NTFS record ns or 100 ns), so an entry is trusted only
+// when its mtime is strictly older than the read time minus 2 s. Same rule as
+// git's "racy git" handling.
+const racyWindow = 2 * time.Second
+
+// memoMaxIdle is how long an entry that no lookup used survives in the saved
+// memo, so that deleted and renamed files do not accumulate forever.
+const memoMaxIdle = 30 * 24 * time.Hour
+
+// memoUseTick is the resolution of an entry's last-use time: a hit refreshes
+// it (and makes the memo worth saving) at most once a day.
+const memoUseTick = 24 * time.Hour
+
+// readBufSize is the read size when hashing a file. 1 MiB gives BLAKE3's
+// SIMD code long runs of 1 KiB chunks and keeps syscalls per GiB near 1000.
+const readBufSize = 1 << 20
+
+// memoMagic and memoVersion open a memo file; anything else is foreign.
+const (
+	memoMagic   = "rustypipe statmemo\n"
+	memoVersion = 1
+)
+
+// memoMaxPath bounds a path read from a memo file, so that a corrupt length
+// cannot allocate gigabytes.
+const memoMaxPath = 1 << 16
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// fileStat is what the memo compares to decide that a file is unchanged.
+type fileStat struct {
+	size    int64
+	mtimeNs int64
+	ctimeNs int64 // 0 where the platform has none
+	ino     uint64
+	dev     uint64
+	mode    uint32 // fs.FileMode bits, type included
+}
+
+func statOf(fi fs.FileInfo) fileStat {
+	dev, ino, ctime := sysStat(fi)
+	return fileStat{
+		size:    fi.Size(),
+		mtimeNs: fi.ModTime().UnixNano(),
+		ctimeNs: ctime,
+		ino:     ino,
+		dev:     dev,
+		mode:    uint32(fi.Mode()),
+	}
+}
+
+type memoEntry struct {
+	st      fileStat
+	digest  Digest
+	usedAt  int64 // unix seconds of the last hit or hash, at memoUseTick resolution
+	trusted bool  // false when loaded but racy against the memo file's write time
+}
+
+// Memo digests files and remembers each digest under the file's stat data
+// (size, mtime, inode, device, mode and, where available, ctime), so that an
+// unchanged file is not read again, in this process or the next one. It is
+// safe for concurrent use by many goroutines. Lookups never block on I/O of
+// other lookups: the lock is not held while a file is read.
+type Memo struct {
+	path string // "" for a memo that is never saved
+
+	mu      sync.Mutex
+	entries map[string]*memoEntry // by filepath.Join(root, rel)
+	dirty   bool
+
+	now     func() time.Time  // wall clock; replaced in tests
+	hashed  atomic.Int64      // files read and hashed (symlinks excluded)
+	midRead func(full string) // test hook: runs after the first read of a file
+}
+
+// OpenMemo loads the memo saved at path (typically .rustypipe/statmemo). A
+// missing, corrupt, truncated, foreign or other-version file gives an empty
+// memo, not an error; the error is for a file that exists but cannot be read
+// (for example permission denied). An empty path gives an in-memory memo
+// whose Save does nothing. Close is not needed; call Save to persist.
+func OpenMemo(path string) (*Memo, error) {
+	m := &Memo{path: path, entries: map[string]*memoEntry{}, now: time.Now}
+	if path == "" {
+		return m, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hashing: open memo: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("hashing: open memo: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("hashing: open memo: read %s: %w", path, err)
+	}
+	entries, ok := decodeMemo(data)
+	if !ok {
+		return m, nil // the file is rewritten by the next Save
+	}
+	// Entries were trusted against the wall clock when hashed; check them
+	// again against the memo file's mtime, which comes from the file
+	// system's clock, in case the two clocks disagree.
+	written := fi.ModTime().Add(-racyWindow).UnixNano()
+	for _, e := range entries {
+		e.trusted = e.st.mtimeNs < written
+	}
+	m.entries = entries
+	return m, nil
+}
+
+// Digest returns the entry of the file at rel under root. rel is relative,
+// "/"-separated and may not leave root; the returned Path is its clean form.
+// A regular file is hashed unless the memo holds a trusted digest for its
+// current stat data; a symlink is not followed: its Digest is that of its
+// target string and its Mode is ModeSymlink. Directories and other special
+// files are an error. A missing file gives an error that matches
+// fs.ErrNotExist. Safe for concurrent use.
+func (m *Memo) Digest(root, rel string) (FileEntry, error) {
+	clean, err := cleanRel(rel)
+	if err != nil {
+		return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", rel, err)
+	}
+	full := filepath.Join(root, filepath.FromSlash(clean))
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", clean, err)
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(full)
+		if err != nil {
+			return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", clean, err)
+		}
+		return FileEntry{Path: clean, Mode: ModeSymlink, Digest: DigestBytes([]byte(filepath.ToSlash(target)))}, nil
+	case fi.IsDir():
+		return FileEntry{}, fmt.Errorf("hashing: digest %s: is a directory", clean)
+	case !fi.Mode().IsRegular():
+		return FileEntry{}, fmt.Errorf("hashing: digest %s: not a regular file (%v)", clean, fi.Mode().Type())
+	}
+
+	st := statOf(fi)
+	now := m.now()
+	m.mu.Lock()
+	if e, ok := m.entries[full]; ok && e.trusted && e.st == st {
+		if tick := now.Unix(); tick-e.usedAt >= int64(memoUseTick/time.Second) {
+			e.usedAt = tick
+			m.dirty = true
+		}
+		m.mu.Unlock()
+		return FileEntry{Path: clean, Mode: uint32(fi.Mode().Perm()), Digest: e.digest}, nil
+	}
+	m.mu.Unlock()
+
+	d, pre, stable, err := m.hashFile(full)
+	if err != nil {
+		return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", clean, err)
+	}
+	// Trust the result only if the file did not change while it was read
+	// and its mtime is old enough that a later rewrite must change it.
+	trust := stable && pre.mtimeNs < now.Add(-racyWindow).UnixNano()
+	m.mu.Lock()
+	if trust {
+		m.entries[full] = &memoEntry{st: pre, digest: d, usedAt: now.Unix(), trusted: true}
+		m.dirty = true
+	} else if _, ok := m.entries[full]; ok {
+		delete(m.entries, full)
+		m.dirty = true
+	}
+	m.mu.Unlock()
+	return FileEntry{Path: clean, Mode: pre.mode & uint32(fs.ModePerm), Digest: d}, nil
+}
+
+// hashFile reads and hashes the file at full. pre is the stat data of the
+// open file before reading; stable reports that it was the same after.
+func (m *Memo) hashFile(full string) (d Digest, pre fileStat, stable bool, err error) {
+	f, err := os.Open(full)
+	if err != nil {
+		return d, pre, false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return d, pre, false, err
+	}
+	if !fi.Mode().IsRegular() { // replaced since Lstat
+		return d, pre, false, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	pre = statOf(fi)
+	m.hashed.Add(1)
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	dg := NewDigester()
+	// A plain read loop: io.CopyBuffer would hand the copy to
+	// (*os.File).WriteTo, which ignores our buffer size.
+	for {
+		n, rerr := f.Read(buf)
+		dg.Write(buf[:n])
+		if m.midRead != nil && dg.Size() == int64(n) {
+			m.midRead(full)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return d, pre, false, rerr
+		}
+	}
+	fi, err = f.Stat()
+	if err != nil {
+		return d, pre, false, err
+	}
+	return dg.Sum(), pre, statOf(fi) == pre && dg.Size() == pre.size, nil
+}
+
+// Save writes the memo to its path atomically (temporary file in the same
+// directory, then rename), creating the directory if needed. Entries no
+// lookup used for 30 days are dropped. It does nothing when nothing changed
+// since the last Open or Save, or for an in-memory memo. The file is not
+// fsynced: a torn file fails its checksum and is ignored by OpenMemo. Two
+// processes saving at once each write a whole file; the last rename wins.
+// Safe for concurrent use with Digest.
+func (m *Memo) Save() error {
+	if m.path == "" {
+		return nil
+	}
+	m.mu.Lock()
+	if !m.dirty {
+		m.mu.Unlock()
+		return nil
+	}
+	data := encodeMemo(m.entries, m.now().Add(-memoMaxIdle).Unix())
+	m.dirty = false
+	m.mu.Unlock()
+
+	if err := writeAtomic(m.path, data); err != nil {
+		m.mu.Lock()
+		m.dirty = true
+		m.mu.Unlock()
+		return fmt.Errorf("hashing: save memo: %w", err)
+	}
+	return nil
+}
+
+func writeAtomic(name string, data []byte) error {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
+// encodeMemo serialises entries used at or after minUsed:
+//
+//	magic "rustypipe statmemo\n", uvarint version, uvarint count,
+//	count × entry, 32-byte BLAKE3 of all preceding bytes
+//
+// entry: uvarint len(path), path, varint size, varint mtime ns,
+// varint ctime ns, uvarint inode, uvarint device, uvarint mode,
+// 32-byte digest, varint last-use unix seconds.
+func encodeMemo(entries map[string]*memoEntry, minUsed int64) []byte {
+	keep := make([]string, 0, len(entries))
+	for p, e := range entries {
+		if e.trusted && e.usedAt >= minUsed {
+			keep = append(keep, p)
+		}
+	}
+	buf := make([]byte, 0, 32+len(keep)*96)
+	buf = append(buf, memoMagic...)
+	buf = binary.AppendUvarint(buf, memoVersion)
+	buf = binary.AppendUvarint(buf, uint64(len(keep)))
+	for _, p := range keep {
+		e := entries[p]
+		buf = binary.AppendUvarint(buf, uint64(len(p)))
+		buf = append(buf, p...)
+		buf = binary.AppendVarint(buf, e.st.size)
+		buf = binary.AppendVarint(buf, e.st.mtimeNs)
+		buf = binary.AppendVarint(buf, e.st.ctimeNs)
+		buf = binary.AppendUvarint(buf, e.st.ino)
+		buf = binary.AppendUvarint(buf, e.st.dev)
+		buf = binary.AppendUvarint(buf, uint64(e.st.mode))
+		buf = append(buf, e.digest[:]...)
+		buf = binary.AppendVarint(buf, e.usedAt)
+	}
+	sum := DigestBytes(buf)
+	return append(buf, sum[:]...)
+}
+
+// decodeMemo parses data written by encodeMemo. ok is false for anything
+// else; it never panics.
+func decodeMemo(data []byte) (entries map[string]*memoEntry, ok bool) {
+	if len(data) < len(memoMagic)+Size || !bytes.HasPrefix(data, []byte(memoMagic)) {
+		return nil, false
+	}
+	body, sum := data[:len(data)-Size], data[len(data)-Size:]
+	if d := DigestBytes(body); !bytes.Equal(d[:], sum) {
+		return nil, false
+	}
+	r := memoReader{b: body[len(memoMagic):]}
+	if r.uvarint() != memoVersion {
+		return nil, false
+	}
+	count := r.uvarint()
+	if r.bad || count > uint64(len(r.b)) { // an entry takes more than one byte
+		return nil, false
+	}
+	entries = make(map[string]*memoEntry, count)
+	for range count {
+		n := r.uvarint()
+		if n > memoMaxPath {
+			return nil, false
+		}
+		p := string(r.bytes(int(n)))
+		e := &memoEntry{}
+		e.st.size = r.varint()
+		e.st.mtimeNs = r.varint()
+		e.st.ctimeNs = r.varint()
+		e.st.ino = r.uvarint()
+		e.st.dev = r.uvarint()
+		mode := r.uvarint()
+		copy(e.digest[:], r.bytes(Size))
+		e.usedAt = r.varint()
+		if r.bad || mode > 1<<32-1 {
+			return nil, false
+		}
+		e.st.mode = uint32(mode)
+		entries[p] = e
+	}
+	if r.bad || len(r.b) != 0 {
+		return nil, false
+	}
+	return entries, true
+}
+
+// memoReader reads from b; after the first short read it returns zeros and
+// sets bad.
+type memoReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *memoReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.bad, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *memoReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.bad, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *memoReader) bytes(n int) []byte {
+	if n > len(r.b) {
+		r.bad, r.b = true, nil
+		return make([]byte, n)
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+// cleanRel checks that rel is a relative "/"-separated path inside its root
+// and returns its clean form.
+func cleanRel(rel string) (string, error) {
+	switch {
+	case rel == "":
+		return "", errors.New("empty path")
+	case isAbsPattern(rel):
+		return "", errors.New("path is absolute")
+	}
+	clean := path.Clean(rel)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", errors.New("path escapes the workspace")
+	}
+	if clean == "." {
+		return "", errors.New("path names the workspace root")
+	}
+	if !filepath.IsLocal(filepath.FromSlash(clean)) { // e.g. `a\..\..` or a reserved name on Windows
+		return "", errors.New("path is not local to the workspace")
+	}
+	return clean, nil
+}
