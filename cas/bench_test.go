@@ -1,0 +1,187 @@
+package cas
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"testing"
+)
+
+// benchStore returns a directory holding a small cache: 100 actions, each
+// with an inline stdout and a 40 KiB file.
+func benchStore(b *testing.B) string {
+	b.Helper()
+	dir := b.TempDir()
+	s := openT(b, Options{Dir: dir})
+	for i := range 100 {
+		simpleAction(b, s, fmt.Sprint(i), []byte(fmt.Sprint("output ", i)), content(uint64(i), 40<<10))
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// BenchmarkOpenClose is the fixed cost of a session that only reads.
+func BenchmarkOpenClose(b *testing.B) {
+	dir := benchStore(b)
+	ctx := context.Background()
+	for b.Loop() {
+		s, err := Open(ctx, Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenGetClose is a lookup session: open, one hit, close.
+func BenchmarkOpenGetClose(b *testing.B) {
+	dir := benchStore(b)
+	ctx := context.Background()
+	k := key("7")
+	for b.Loop() {
+		s, err := Open(ctx, Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.GetAction(ctx, k); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenPutClose is a store session: open, store a small stdout and
+// an action, close (which flushes the index's memtable to a table).
+func BenchmarkOpenPutClose(b *testing.B) {
+	dir := benchStore(b)
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		s, err := Open(ctx, Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := []byte(fmt.Sprint("bench output ", i))
+		ref, err := s.PutReader(ctx, bytes.NewReader(out))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.PutAction(ctx, &ActionResult{Key: key(fmt.Sprint("bench", i)), Stdout: ref, Stderr: EmptyBlob}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkGetActionHit(b *testing.B) {
+	s := openT(b, Options{Dir: benchStore(b)})
+	ctx := context.Background()
+	k := key("7")
+	for b.Loop() {
+		if _, err := s.GetAction(ctx, k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// distinct returns data with i written into its first bytes, so that
+// every iteration stores new content.
+func distinct(data []byte, i int) []byte {
+	binary.LittleEndian.PutUint64(data, uint64(i))
+	return data
+}
+
+func BenchmarkPutSmallBlob(b *testing.B) {
+	s := openT(b, Options{Dir: b.TempDir()})
+	ctx := context.Background()
+	data := content(1, 1<<10)
+	b.SetBytes(int64(len(data)))
+	i := 0
+	for b.Loop() {
+		d := distinct(data, i)
+		if err := s.PutBlob(ctx, sum(d), int64(len(d)), bytes.NewReader(d)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkPutBlob1MiB(b *testing.B) {
+	s := openT(b, Options{Dir: b.TempDir()})
+	ctx := context.Background()
+	data := content(1, 1<<20)
+	b.SetBytes(int64(len(data)))
+	i := 0
+	for b.Loop() {
+		d := distinct(data, i)
+		if err := s.PutBlob(ctx, sum(d), int64(len(d)), bytes.NewReader(d)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkOpenBlob1MiB(b *testing.B) {
+	s := openT(b, Options{Dir: b.TempDir()})
+	ctx := context.Background()
+	data := content(1, 1<<20)
+	ref := putT(b, s, data)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		rc, _, err := s.OpenBlob(ctx, ref.Digest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			b.Fatal(err)
+		}
+		rc.Close()
+	}
+}
+
+// BenchmarkOpenCloseReadOnly is a read-only session: badger opens without
+// creating log files, and the lock is shared.
+func BenchmarkOpenCloseReadOnly(b *testing.B) {
+	dir := benchStore(b)
+	ctx := context.Background()
+	for b.Loop() {
+		s, err := Open(ctx, Options{Dir: dir, ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLookupSession is a lookup the way a build does it between
+// writes: open with Lookup, one hit, close.
+func BenchmarkLookupSession(b *testing.B) {
+	dir := benchStore(b)
+	ctx := context.Background()
+	k := key("7")
+	for b.Loop() {
+		s, err := Open(ctx, Options{Dir: dir, Lookup: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.GetAction(ctx, k); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

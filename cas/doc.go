@@ -1,0 +1,90 @@
+// Package cas is rustypipe's content-addressed store: the task cache.
+//
+// It holds two kinds of things. A blob is content addressed by its BLAKE3
+// digest (stdout, stderr, output files). An action result records one task
+// run under its key (the BLAKE3 key of everything that went into the task):
+// exit code, output files with their modes and digests, the blobs of its
+// stdout and stderr, and the caller's key preimage for `rustypipe explain`.
+// Keys and digests cross this package's API as [32]byte; callers convert
+// hashing.Key and hashing.Digest, which this package does not import.
+//
+// # Sessions and modes
+//
+// The caller opens the store for a short session and closes it, so that
+// other rustypipe processes can take their turn; no process should hold it
+// for a whole build. There are three ways to open it:
+//
+//   - writable (default): exclusive, one process at a time; puts, GC.
+//     Open+Close costs about 3.5–5 ms, and a session that wrote about
+//     8 ms (BenchmarkOpenClose, BenchmarkOpenPutClose).
+//   - Lookup: shared with other Lookup and ReadOnly stores; GetAction and
+//     blob reads only, hits recorded in v1/uses.log for the next writable
+//     session. Open+Close costs about 0.4–0.5 ms (BenchmarkLookupSession).
+//   - ReadOnly: like Lookup, but nothing is written at all.
+//
+// A directory that cannot be written, or whose file system is nearly full,
+// is opened read-only whatever was asked.
+//
+// # On-disk layout
+//
+//	DIR/README.txt            what this is, that it is safe to delete, how to trim
+//	DIR/v1/FORMAT             the format version ("1"); a larger one is refused
+//	DIR/v1/lock               the directory lock; an exclusive holder's pid
+//	DIR/v1/index/             badger: actions, last-use times, small blobs
+//	DIR/v1/blobs/ab/abcd…     blobs larger than Options.BlobInline (32 KiB)
+//	DIR/v1/tmp/               temporary files, renamed into blobs/ when complete
+//	DIR/v1/uses.log           hits of Lookup stores, merged by the next writer
+//
+// Index keys: "a/"+key → action record (JSON, version 1); "u/"+key → last
+// use (8 bytes, big-endian Unix nanoseconds); "b/"+digest → blob content.
+// A future incompatible format lives beside v1 (v2/…), so older builds miss
+// cleanly; FORMAT guards changes made within v1.
+//
+// # Invariants
+//
+//   - A blob is verified whenever it is read: bytes that do not hash to
+//     their name are reported as ErrCorrupt (which also matches ErrNotFound:
+//     corrupt content is a miss, never restored) and removed.
+//   - A blob file appears under its digest only complete: it is written to
+//     v1/tmp while being hashed, checked against the expected digest and
+//     size, fsynced and renamed. A failed write (disk full, cancel, digest
+//     mismatch) removes its temporary file and stores nothing.
+//   - An action is written only after every blob it names is stored
+//     (PutAction checks). A crash in between leaves only unreferenced blobs,
+//     which GC removes. GetAction reports a miss, and drops the action, if a
+//     named blob has gone.
+//   - GC never removes a blob that a put in this session stored and no
+//     stored action names yet (pins), so storing blobs and then the action
+//     on one Store is safe against GC in another goroutine.
+//   - One process holds a directory at a time for writing. Open waits for
+//     the holder (Options.LockWait, Options.OnWait) and never shows badger's
+//     lock error. The lock is flock(2) on v1/lock (LockFileEx on Windows),
+//     taken before badger's own, so a killed holder releases it.
+//   - Durability: blob files are fsynced; index writes are not synced.
+//     Badger writes its log into a shared memory mapping, so an
+//     acknowledged write survives the process being killed (tested by
+//     killing a child process mid-write, TestKillSafety); after a power
+//     loss the newest actions may be lost, which is a miss. The next Open
+//     replays badger's log without any cleanup from the caller.
+//   - Badger kills the process (SIGBUS) when it writes its mapped files on
+//     a full disk, so index writes are refused with ErrNoSpace when less
+//     than 16 MiB is free, and Open falls back to read-only below 4 MiB.
+//   - Garbage in the index, in an action record or in FORMAT gives a clear
+//     error (ErrCorrupt, ErrUnsupportedVersion) or a miss, never a panic
+//     from this package. Index tables are checked before badger opens them,
+//     since badger panics, in goroutines of its own, on a table whose footer
+//     is damaged; damage deeper inside a table is badger's to report.
+//
+// # Index upkeep
+//
+// A writable session that wrote leaves one level-0 table behind (Close
+// flushes the memtable), and badger's own compactor starts only after up to
+// a second, which short sessions never reach; so Close compacts level 0
+// once it has eight tables. A hit writes nothing unless the recorded last
+// use is an hour old. GC flattens the index and runs value-log GC, so that
+// deleted entries give their space back.
+//
+// Lock order inside a Store: dbMu, then pinMu, then usedMu. No callback
+// (List's fn, Verify's report, GCOptions.Keep) runs inside an index
+// transaction or under these locks.
+package cas

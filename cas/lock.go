@@ -1,0 +1,172 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// dirLock is the lock on a cache directory: an advisory lock on the file
+// v1/lock, exclusive for a writer and shared for read-only stores where
+// the platform allows it. An exclusive holder writes its pid into the file
+// so that a waiting process can name it; it empties the file on release.
+//
+// The lock is our own, taken before badger's, so that badger's lock error
+// is never what a user sees.
+type dirLock struct {
+	f         *os.File // nil when no lock file could be opened (read-only directory)
+	exclusive bool
+	writable  bool // f is open for writing
+}
+
+// acquireLock takes the lock at path for the cache directory dir. It
+// retries while another process holds it: after lockPollFirst it calls
+// onWait once with the holder's pid, then backs off up to lockPollMax until
+// ctx is done or wait has passed (wait 0: no limit; wait < 0: no waiting).
+func acquireLock(ctx context.Context, path, dir string, exclusive bool, wait time.Duration, onWait func(pid int)) (*dirLock, error) {
+	if !sharedLocks {
+		exclusive = true
+	}
+	l := &dirLock{exclusive: exclusive}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if err == nil {
+		l.writable = true
+	} else if !exclusive && isReadOnlyErr(err) {
+		f, err = os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A read-only directory without a lock file was never
+			// written by rustypipe as a writer; badger's own shared
+			// lock still guards the index.
+			return l, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cas: lock %s: %w", dir, err)
+	}
+	l.f = f
+
+	start := time.Now()
+	delay := 10 * time.Millisecond
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	waited := false
+	for {
+		ok, err := tryLock(f, exclusive)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cas: lock %s: %w", dir, err)
+		}
+		if ok {
+			break
+		}
+		if !waited && onWait != nil && time.Since(start) >= lockPollFirst {
+			waited = true
+			onWait(holderPID(path))
+		}
+		if wait < 0 {
+			f.Close()
+			return nil, &LockedError{Dir: dir, PID: holderPID(path)}
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-timeout:
+			t.Stop()
+			f.Close()
+			return nil, &LockedError{Dir: dir, PID: holderPID(path)}
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return nil, fmt.Errorf("%w (%w)", &LockedError{Dir: dir, PID: holderPID(path)}, context.Cause(ctx))
+		}
+		delay = min(delay*2, lockPollMax)
+		if !waited && onWait != nil {
+			// Poll again right at the OnWait moment.
+			delay = min(delay, max(time.Millisecond, lockPollFirst-time.Since(start)))
+		}
+	}
+	if exclusive {
+		l.writePID()
+	}
+	return l, nil
+}
+
+// writePID records our pid for processes that wait on the lock. It is a
+// courtesy: failing to write it changes nothing else.
+func (l *dirLock) writePID() {
+	if l.f == nil || !l.writable {
+		return
+	}
+	if err := l.f.Truncate(0); err == nil {
+		l.f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+}
+
+// holderPID reads the pid an exclusive holder wrote; 0 when unknown.
+func holderPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
+}
+
+// canWrite reports whether the lock can be upgraded to exclusive.
+func (l *dirLock) canWrite() bool { return l.f != nil && l.writable }
+
+// upgrade converts a shared lock to an exclusive one without waiting.
+func (l *dirLock) upgrade() error {
+	if l.f == nil {
+		return ErrReadOnly
+	}
+	if l.exclusive {
+		return nil
+	}
+	ok, err := tryLock(l.f, true)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrLocked
+	}
+	l.exclusive = true
+	l.writePID()
+	return nil
+}
+
+// downgrade converts an exclusive lock taken by upgrade back to shared.
+func (l *dirLock) downgrade() {
+	if l.f == nil || !l.exclusive || !sharedLocks {
+		return
+	}
+	l.f.Truncate(0)
+	if ok, err := tryLock(l.f, false); ok && err == nil {
+		l.exclusive = false
+	}
+}
+
+// release empties the pid record and drops the lock. Safe to call twice.
+func (l *dirLock) release() {
+	if l == nil || l.f == nil {
+		return
+	}
+	if l.exclusive && l.writable {
+		l.f.Truncate(0)
+	}
+	unlock(l.f)
+	l.f.Close()
+	l.f = nil
+}
