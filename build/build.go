@@ -1,0 +1,281 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/rustypipe/rustypipe/dag"
+	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/pipeline"
+)
+
+// Options are the resolved settings of one build. cmd fills them from flags,
+// environment and config file; nothing here reads those sources itself.
+type Options struct {
+	Targets  []string      // task names to build with their upstream tasks; empty means all
+	Jobs     int           // concurrent tasks; 0 means the pipeline's concurrency, else NumCPU
+	FailFast bool          // stop starting tasks and cancel running ones on the first failure
+	Grace    time.Duration // SIGTERM → SIGKILL grace period for cancelled tasks
+	DryRun   bool          // print the plan, run nothing
+
+	// Backends maps backend names used by tasks to implementations; "local"
+	// must be present. Build does not close them.
+	Backends map[string]exec.Backend
+
+	Cache CacheOptions // the task cache; the zero value turns it off
+
+	Reporter Reporter        // events; never nil
+	Stdout   io.Writer       // console for task output
+	Kill     <-chan struct{} // closed on a second interrupt: kill without grace
+	Env      []string        // the process environment tasks inherit (os.Environ())
+	RunID    string          // "" makes a new one
+	Now      func() time.Time
+}
+
+// Summary is what a build did.
+type Summary struct {
+	RunID    string
+	Dir      string // the run's record directory
+	Status   string // succeeded, failed, cancelled
+	Counts   map[Status]int
+	Started  time.Time
+	Finished time.Time
+	Tasks    []*TaskRecord
+}
+
+// Failed reports whether any task failed or timed out (not counting
+// continue_on_fail tasks).
+func (s *Summary) Failed() bool { return s.Status == "failed" }
+
+// ErrInterrupted is returned by Run when ctx was cancelled before all tasks
+// finished.
+var ErrInterrupted = errors.New("build: interrupted")
+
+// TaskError reports a task that failed the build.
+type TaskError struct {
+	Task     string
+	ExitCode int
+	Status   Status
+}
+
+func (e *TaskError) Error() string {
+	if e.Status == StatusTimedOut {
+		return fmt.Sprintf("task %q timed out", e.Task)
+	}
+	return fmt.Sprintf("task %q failed with exit code %d", e.Task, e.ExitCode)
+}
+
+// FailedError lists every task that failed the build.
+type FailedError struct{ Tasks []*TaskError }
+
+func (e *FailedError) Error() string {
+	if len(e.Tasks) == 1 {
+		return e.Tasks[0].Error()
+	}
+	return fmt.Sprintf("%d tasks failed; first: %v", len(e.Tasks), e.Tasks[0])
+}
+
+func (e *FailedError) Unwrap() []error {
+	errs := make([]error, len(e.Tasks))
+	for i, t := range e.Tasks {
+		errs[i] = t
+	}
+	return errs
+}
+
+// Plan is a validated pipeline with its graph, restricted to the targets.
+type Plan struct {
+	Pipeline  *pipeline.Pipeline
+	Graph     *dag.Graph
+	Tasks     []*pipeline.Task // Tasks[id] is the task of graph node id
+	Workspace string           // absolute directory of the pipeline file
+}
+
+// NewPlan builds the task graph of p and selects targets (all when empty).
+// A cycle or unknown target is reported with the file position of the task.
+func NewPlan(p *pipeline.Pipeline, targets []string) (*Plan, error) {
+	names := make([]string, len(p.Tasks))
+	deps := make([][]string, len(p.Tasks))
+	for i, t := range p.Tasks {
+		names[i] = t.Name
+		deps[i] = t.DependsOn
+	}
+	g, err := dag.Build(names, deps)
+	if err != nil {
+		var ce *dag.CycleError
+		if errors.As(err, &ce) && len(ce.Path) > 0 {
+			t := p.Task(ce.Path[0])
+			return nil, &pipeline.DecodeError{File: t.Pos.File, Line: t.Pos.Line, Col: t.Pos.Col, Task: t.Name, Key: "depends_on",
+				Msg: "dependency cycle: " + joinArrow(ce.Path)}
+		}
+		return nil, fmt.Errorf("%s: %w", p.File, err)
+	}
+	if len(targets) > 0 {
+		var idx []int
+		g, idx, err = g.Select(targets)
+		if err != nil {
+			return nil, &UsageError{Err: err}
+		}
+		_ = idx
+	}
+	abs, err := filepath.Abs(filepath.Dir(p.File))
+	if err != nil {
+		return nil, fmt.Errorf("build: workspace of %s: %w", p.File, err)
+	}
+	pl := &Plan{Pipeline: p, Graph: g, Workspace: abs, Tasks: make([]*pipeline.Task, g.Len())}
+	for id := range pl.Tasks {
+		pl.Tasks[id] = p.Task(g.Name(id))
+	}
+	return pl, nil
+}
+
+// UsageError is a mistake on the command line, such as an unknown target.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func joinArrow(path []string) string {
+	s := ""
+	for i, n := range path {
+		if i > 0 {
+			s += " -> "
+		}
+		s += n
+	}
+	return s
+}
+
+// Run executes the plan. It returns the summary and, when the build did not
+// succeed, a *FailedError or an error wrapping ErrInterrupted.
+func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RunID == "" {
+		o.RunID = NewRunID(o.Now())
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = pl.Pipeline.Concurrency
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Second
+	}
+	for _, t := range pl.Tasks {
+		if _, ok := o.Backends[backendName(t)]; !ok {
+			return nil, fmt.Errorf("build: task %q: backend %q is not available", t.Name, backendName(t))
+		}
+	}
+
+	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: map[int]*taskOutput{}}
+	b.cache = newCacheLayer(pl, o)
+	for id, t := range pl.Tasks {
+		b.records[id] = &TaskRecord{Name: t.Name, Description: t.Description, Backend: backendName(t), Status: StatusPending}
+		b.records[id].file = safeName(t.Name)
+	}
+	if o.DryRun {
+		return b.dryRun(ctx)
+	}
+	recs, err := newRunDir(pl, o.RunID)
+	if err != nil {
+		return nil, err
+	}
+	b.dir = recs
+	sum := &Summary{RunID: o.RunID, Dir: recs.dir, Started: o.Now(), Tasks: b.records}
+	o.Reporter.RunStarted(sum, len(pl.Tasks))
+
+	stopOnFail := o.FailFast || pl.Pipeline.StopOnFail
+	outcomes := pl.Graph.Walk(ctx, dag.WalkOptions{
+		Workers:        o.Jobs,
+		FailFast:       stopOnFail,
+		Weights:        recs.lastDurations(pl),
+		ContinueOnFail: func(id int) bool { return pl.Tasks[id].ContinueOnFail },
+		OnSkip: func(id, cause int) {
+			r := b.records[id]
+			r.mu.Lock()
+			r.Status = StatusSkipped
+			r.Reason = fmt.Sprintf("dependency %q failed", pl.Tasks[cause].Name)
+			r.mu.Unlock()
+			o.Reporter.TaskSkipped(r)
+			recs.writeTask(r)
+		},
+	}, b.visit)
+
+	var failed []*TaskError
+	for id, oc := range outcomes {
+		r := b.records[id]
+		r.mu.Lock()
+		switch {
+		case oc.Status == dag.Cancelled && r.Status == StatusPending:
+			r.Status = StatusCancelled
+			r.Reason = "build interrupted before the task started"
+			r.mu.Unlock()
+			recs.writeTask(r)
+			r.mu.Lock()
+		case oc.Status == dag.Skipped && r.Status == StatusPending:
+			r.Status = StatusSkipped
+		}
+		if (r.Status == StatusFailed || r.Status == StatusTimedOut) && !pl.Tasks[id].ContinueOnFail {
+			failed = append(failed, &TaskError{Task: r.Name, ExitCode: r.ExitCode, Status: r.Status})
+		}
+		r.mu.Unlock()
+	}
+	sum.Finished = o.Now()
+	sum.Counts = map[Status]int{}
+	for _, r := range b.records {
+		sum.Counts[r.Status]++
+	}
+	switch {
+	case ctx.Err() != nil:
+		sum.Status = "cancelled"
+	case len(failed) > 0:
+		sum.Status = "failed"
+	default:
+		sum.Status = "succeeded"
+	}
+	if err := b.cache.finish(); err != nil {
+		o.Reporter.Warn(err.Error())
+	}
+	if err := recs.writeRun(sum); err != nil {
+		o.Reporter.Warn(err.Error())
+	}
+	o.Reporter.RunFinished(sum)
+	switch {
+	case ctx.Err() != nil:
+		return sum, fmt.Errorf("%w: %v", ErrInterrupted, context.Cause(ctx))
+	case len(failed) > 0:
+		return sum, &FailedError{Tasks: failed}
+	}
+	return sum, nil
+}
+
+func backendName(t *pipeline.Task) string {
+	if t.Backend == "" {
+		return "local"
+	}
+	return t.Backend
+}
+
+type builder struct {
+	plan    *Plan
+	opts    Options
+	dir     *runDir
+	records []*TaskRecord
+	cache   *cacheLayer
+
+	outMu   sync.Mutex
+	outputs map[int]*taskOutput // finished tasks' outputs, for templates and keys
+}

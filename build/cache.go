@@ -1,0 +1,551 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rustypipe/rustypipe/cas"
+	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/pipeline"
+)
+
+// CacheOptions configure the task cache for one build.
+type CacheOptions struct {
+	Mode      string        // "readwrite", "read", "write" or "off"; "" is off
+	Dir       string        // the cache directory
+	Force     []string      // tasks that run even on a hit
+	DebugKeys io.Writer     // when set, every key's records are printed here (RUSTYPIPE_DEBUG=keyhash)
+	LockWait  time.Duration // how long to wait for another process's hold on the store; 0 means 10 minutes
+}
+
+func (o CacheOptions) reads() bool  { return o.Mode == "readwrite" || o.Mode == "read" }
+func (o CacheOptions) writes() bool { return o.Mode == "readwrite" || o.Mode == "write" }
+func (o CacheOptions) on() bool     { return o.Mode != "" && o.Mode != "off" }
+
+// cacheLayer is the cache step of every task: it computes keys, answers
+// "up to date" from the workspace state, restores hits from the store and
+// stores results. With caching off it only passes outputs on.
+type cacheLayer struct {
+	plan  *Plan
+	opts  CacheOptions
+	rep   Reporter
+	env   []string
+	sess  *session
+	memo  *hashing.Memo
+	state *workspaceState
+
+	mu    sync.Mutex
+	tasks map[int]*keyed // per task: what lookup computed
+}
+
+// keyed is what lookup computed for one task, for store and explain.
+type keyed struct {
+	key      hashing.Key
+	preimage *hashing.Preimage
+	inputs   []hashing.FileEntry
+	paths    []string // input paths, for backends that ship them
+}
+
+// lookupResult is what a lookup found: done means the task needs no run.
+type lookupResult struct {
+	done   bool
+	status Status
+	output *taskOutput
+}
+
+// outputMeta is what a finished task hands to its dependents' keys.
+type outputMeta struct {
+	manifest hashing.Digest
+}
+
+func newCacheLayer(pl *Plan, o Options) *cacheLayer {
+	c := &cacheLayer{plan: pl, opts: o.Cache, rep: o.Reporter, env: o.Env, tasks: map[int]*keyed{}}
+	if !c.opts.on() {
+		return c
+	}
+	wait := c.opts.LockWait
+	if wait == 0 {
+		wait = 10 * time.Minute
+	}
+	c.sess = newSession(cas.Options{Dir: c.opts.Dir, LockWait: wait}, c.opts.writes(), o.Reporter)
+	memo, err := hashing.OpenMemo(filepath.Join(pl.Workspace, ".rustypipe", "statmemo"))
+	if err != nil {
+		o.Reporter.Warn(fmt.Sprintf("stat memo: %v (hashing every file)", err))
+		memo, _ = hashing.OpenMemo("")
+	}
+	c.memo = memo
+	c.state = loadState(pl.Workspace)
+	return c
+}
+
+// digest hashes one workspace file, through the stat memo when there is one.
+func (c *cacheLayer) digest(rel string) (hashing.FileEntry, error) {
+	return c.memo.Digest(c.plan.Workspace, rel)
+}
+
+func (c *cacheLayer) digestAll(paths []string) ([]hashing.FileEntry, error) {
+	out := make([]hashing.FileEntry, 0, len(paths))
+	for _, p := range paths {
+		e, err := c.digest(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// identity is the backend's environment identity for the key.
+func (c *cacheLayer) identity(ctx context.Context, b *builder, id int) (string, error) {
+	t := c.plan.Tasks[id]
+	if ider, ok := b.opts.Backends[backendName(t)].(exec.Identifier); ok {
+		return ider.Identity(ctx, &exec.Spec{Task: t.Name, Workspace: c.plan.Workspace, Image: t.Image})
+	}
+	return "local " + runtime.GOOS + "/" + runtime.GOARCH, nil
+}
+
+// computeKey builds the recipe of a task whose dependencies are known and
+// returns its key. ok is false when a dependency has no output manifest (it
+// failed under continue_on_fail, or caching was off for it): such a task is
+// not cached.
+func (c *cacheLayer) computeKey(ctx context.Context, b *builder, id int, script string, refEnv []string, deps func(int) *outputMeta) (*keyed, bool, error) {
+	t := c.plan.Tasks[id]
+	paths, err := hashing.ExpandGlobs(c.plan.Workspace, t.Inputs)
+	if err != nil {
+		return nil, false, fmt.Errorf("task %q: inputs: %w", t.Name, err)
+	}
+	inputs, err := c.digestAll(paths)
+	if err != nil {
+		return nil, false, fmt.Errorf("task %q: inputs: %w", t.Name, err)
+	}
+	r := &hashing.Recipe{
+		Command: script,
+		Shell:   shellOf(c.plan.Pipeline, t),
+		Dir:     dirOf(c.plan.Pipeline, t),
+		Env:     declaredEnv(c.plan.Pipeline, t, refEnv),
+		Inputs:  inputs,
+		Outputs: t.Outputs,
+		Salt:    t.CacheKey,
+	}
+	for _, dn := range t.DependsOn {
+		did, ok := c.plan.Graph.ID(dn)
+		if !ok {
+			return nil, false, nil
+		}
+		m := deps(did)
+		if m == nil {
+			return nil, false, nil
+		}
+		r.Deps = append(r.Deps, hashing.DepEntry{Name: dn, Output: m.manifest})
+	}
+	if r.EnvIdentity, err = c.identity(ctx, b, id); err != nil {
+		return nil, false, fmt.Errorf("task %q: backend identity: %w", t.Name, err)
+	}
+	key, pre := hashing.TaskKey(r)
+	if c.opts.DebugKeys != nil {
+		fmt.Fprintf(c.opts.DebugKeys, "keyhash %s %s\n", t.Name, key)
+		pre.WriteTo(c.opts.DebugKeys)
+	}
+	return &keyed{key: key, preimage: pre, inputs: inputs, paths: paths}, true, nil
+}
+
+// declaredEnv is the env that goes into the key: the pipeline's and the
+// task's declared env, and the values of template references. The rest of
+// the process environment is deliberately not hashed (see the README).
+func declaredEnv(p *pipeline.Pipeline, t *pipeline.Task, refEnv []string) map[string]string {
+	m := make(map[string]string, len(p.Env)+len(t.Env)+len(refEnv))
+	for k, v := range p.Env {
+		m[k] = v
+	}
+	for k, v := range t.Env {
+		m[k] = v
+	}
+	for _, kv := range refEnv {
+		for i := 0; i < len(kv); i++ {
+			if kv[i] == '=' {
+				m[kv[:i]] = kv[i+1:]
+				break
+			}
+		}
+	}
+	return m
+}
+
+func (c *cacheLayer) lookup(ctx context.Context, b *builder, id int, script string, refEnv []string) (*lookupResult, error) {
+	if !c.opts.on() {
+		return nil, nil
+	}
+	t := c.plan.Tasks[id]
+	r := b.records[id]
+	start := time.Now()
+	k, ok, err := c.computeKey(ctx, b, id, script, refEnv, func(dep int) *outputMeta {
+		if out := b.output(dep); out != nil {
+			m, _ := out.meta.(*outputMeta)
+			return m
+		}
+		return nil
+	})
+	hashMS := time.Since(start).Milliseconds()
+	r.mu.Lock()
+	r.HashMS = hashMS
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		r.mu.Lock()
+		r.Cache = "off"
+		r.Reason = "not cached: a dependency has no cached output"
+		r.mu.Unlock()
+		return nil, nil
+	}
+	c.mu.Lock()
+	c.tasks[id] = k
+	c.mu.Unlock()
+	r.mu.Lock()
+	r.Key = k.key.String()
+	r.Cache = "miss"
+	r.mu.Unlock()
+	if slices.Contains(c.opts.Force, t.Name) || !c.opts.reads() {
+		return nil, nil
+	}
+
+	// Up to date: the workspace holds exactly what this key produced.
+	if e := c.state.get(t.Name); e != nil && e.Key == k.key && e.Stdout != nil && c.filesMatch(e.Files) {
+		r.mu.Lock()
+		r.Cache = "up-to-date"
+		r.mu.Unlock()
+		return &lookupResult{done: true, status: StatusUpToDate,
+			output: &taskOutput{text: trimOutput(e.Stdout), read: true, meta: &outputMeta{manifest: e.Manifest}}}, nil
+	}
+
+	out, restored, err := c.restore(ctx, b, id, k.key)
+	if errors.Is(err, errNoCache) {
+		return nil, nil
+	}
+	if err != nil {
+		r.mu.Lock()
+		r.CacheWarning = err.Error() + "; running the task"
+		r.mu.Unlock()
+		return nil, nil
+	}
+	if out == nil {
+		return nil, nil
+	}
+	r.mu.Lock()
+	r.Cache = "hit"
+	r.BytesRestored = restored
+	r.mu.Unlock()
+	return &lookupResult{done: true, status: StatusCached, output: out}, nil
+}
+
+func (c *cacheLayer) filesMatch(files []hashing.FileEntry) bool {
+	for _, f := range files {
+		got, err := c.digest(f.Path)
+		if err != nil || got != f {
+			return false
+		}
+	}
+	return true
+}
+
+func trimOutput(b []byte) string {
+	s := string(b)
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1]
+	}
+	for len(s) > 0 && (s[0] == '\n' || s[0] == ' ' || s[0] == '\t' || s[0] == '\r') {
+		s = s[1:]
+	}
+	return s
+}
+
+// restore looks key up and, on a hit, writes the declared outputs into the
+// workspace and replays stdout and stderr. A nil output means a miss. An
+// error means the entry was unusable (corrupt blob, unsafe path): the task
+// then runs, and the caller warns.
+func (c *cacheLayer) restore(ctx context.Context, b *builder, id int, key hashing.Key) (*taskOutput, int64, error) {
+	st, err := c.sess.acquire(ctx, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer c.sess.release()
+	a, err := st.GetAction(ctx, key)
+	if errors.Is(err, cas.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("cache lookup: %w", err)
+	}
+	t := c.plan.Tasks[id]
+	r := b.records[id]
+	rs, err := exec.NewRestorer(c.plan.Workspace)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rs.Close()
+	var total int64
+	files := make([]hashing.FileEntry, 0, len(a.Files))
+	for _, f := range a.Files {
+		if f.LinkTarget != "" {
+			if err := rs.Symlink(f.Path, f.LinkTarget); err != nil {
+				return nil, 0, c.dropBad(ctx, st, key, err)
+			}
+		} else {
+			n, err := c.copyBlob(ctx, st, f.Digest, func(rd io.Reader) (int64, error) {
+				return rs.WriteFile(f.Path, fs.FileMode(f.Mode).Perm(), rd)
+			})
+			if err != nil {
+				return nil, 0, c.dropBad(ctx, st, key, err)
+			}
+			total += n
+		}
+		files = append(files, fileEntryOf(f))
+	}
+	// Replay the streams into the run's files, the log and the console.
+	logf, err := b.dir.openLog(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "=== %q restored from the cache (key %s)\n", t.Name, key)
+	cout, cerr := b.opts.Reporter.TaskWriters(r)
+	defer cout.Close()
+	defer cerr.Close()
+	stdoutPath := b.dir.stdoutPath(r)
+	for _, s := range []struct {
+		ref  cas.BlobRef
+		path string
+		w    io.Writer
+	}{{a.Stdout, stdoutPath, cout}, {a.Stderr, b.dir.stderrPath(r), cerr}} {
+		if s.ref.Size == 0 {
+			os.WriteFile(s.path, nil, 0o644)
+			continue
+		}
+		f, err := os.Create(s.path)
+		if err != nil {
+			return nil, 0, err
+		}
+		_, err = c.copyBlob(ctx, st, s.ref.Digest, func(rd io.Reader) (int64, error) {
+			return io.Copy(io.MultiWriter(f, logf, s.w), rd)
+		})
+		f.Close()
+		if err != nil {
+			return nil, 0, c.dropBad(ctx, st, key, err)
+		}
+		total += s.ref.Size
+	}
+	m := hashing.Manifest{Stdout: hashing.Digest(a.Stdout.Digest), Files: files}
+	md := m.Digest()
+	stdout, _ := readSmall(stdoutPath)
+	c.state.put(t.Name, &stateEntry{Key: key, Manifest: md, Files: files, Stdout: stdout})
+	return &taskOutput{stdoutPath: stdoutPath, meta: &outputMeta{manifest: md}}, total, nil
+}
+
+// copyBlob streams a verified blob into use.
+func (c *cacheLayer) copyBlob(ctx context.Context, st *cas.Store, d [32]byte, use func(io.Reader) (int64, error)) (int64, error) {
+	rc, _, err := st.OpenBlob(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	return use(rc)
+}
+
+// dropBad turns a failed restore into a warning and removes the entry, so the
+// task re-runs and a good result replaces it.
+func (c *cacheLayer) dropBad(ctx context.Context, st *cas.Store, key hashing.Key, err error) error {
+	if errors.Is(err, cas.ErrCorrupt) && c.opts.writes() {
+		st.DeleteAction(ctx, key)
+		return fmt.Errorf("cache entry %s is corrupt and was dropped: %w", key.String()[:12], err)
+	}
+	return fmt.Errorf("cache entry %s could not be restored: %w", key.String()[:12], err)
+}
+
+// maxStateStdout bounds the stdout kept in the workspace state for the
+// up-to-date fast path; larger outputs are restored from the store.
+const maxStateStdout = 64 << 10
+
+func readSmall(path string) ([]byte, bool) {
+	st, err := os.Stat(path)
+	if err != nil || st.Size() > maxStateStdout {
+		return nil, false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, true
+}
+
+func (c *cacheLayer) inputFiles(id int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k := c.tasks[id]; k != nil {
+		return k.paths
+	}
+	if !c.opts.on() {
+		paths, _ := hashing.ExpandGlobs(c.plan.Workspace, c.plan.Tasks[id].Inputs)
+		return paths
+	}
+	return nil
+}
+
+// store records a successful run: output files and streams into the store,
+// then the action, then the workspace state. Failures to write the cache are
+// warnings on the task, never failures of the task.
+func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdoutPath string) (*taskOutput, error) {
+	out := &taskOutput{stdoutPath: stdoutPath}
+	if !c.opts.on() {
+		return out, nil
+	}
+	c.mu.Lock()
+	k := c.tasks[id]
+	c.mu.Unlock()
+	if k == nil {
+		return out, nil
+	}
+	t := c.plan.Tasks[id]
+	r := b.records[id]
+	warn := func(err error) {
+		r.mu.Lock()
+		r.CacheWarning = err.Error()
+		r.mu.Unlock()
+	}
+
+	// An input edited while the task ran makes its result belong to no key.
+	now, err := c.digestAll(k.paths)
+	if err != nil || !slices.Equal(now, k.inputs) {
+		warn(fmt.Errorf("an input changed while the task ran; result not cached"))
+		return out, nil
+	}
+	paths, err := hashing.ExpandGlobs(c.plan.Workspace, t.Outputs)
+	if err != nil {
+		return nil, fmt.Errorf("task %q: outputs: %w", t.Name, err)
+	}
+	files, err := c.digestAll(paths)
+	if err != nil {
+		return nil, fmt.Errorf("task %q: outputs: %w", t.Name, err)
+	}
+	if len(t.Outputs) > 0 && len(files) == 0 {
+		warn(fmt.Errorf("declared outputs %v matched no files", t.Outputs))
+	}
+	stdoutD, err := digestPath(stdoutPath)
+	if err != nil {
+		return nil, fmt.Errorf("task %q: stdout: %w", t.Name, err)
+	}
+	m := hashing.Manifest{Stdout: stdoutD, Files: files}
+	out.meta = &outputMeta{manifest: m.Digest()}
+	if stdout, ok := readSmall(stdoutPath); ok {
+		c.state.put(t.Name, &stateEntry{Key: k.key, Manifest: m.Digest(), Files: files, Stdout: stdout})
+	}
+	if !c.opts.writes() {
+		return out, nil
+	}
+	if err := c.put(ctx, b, id, k, files, stdoutPath); err != nil {
+		warn(fmt.Errorf("cache write failed: %w", err))
+	}
+	return out, nil
+}
+
+func (c *cacheLayer) put(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, stdoutPath string) error {
+	t := c.plan.Tasks[id]
+	r := b.records[id]
+	st, err := c.sess.acquire(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer c.sess.release()
+	a := &cas.ActionResult{Key: k.key, Task: t.Name}
+	for _, f := range files {
+		of := cas.OutputFile{Path: f.Path, Mode: fs.FileMode(f.Mode).Perm(), Digest: f.Digest}
+		abs := filepath.Join(c.plan.Workspace, filepath.FromSlash(f.Path))
+		if f.Mode&hashing.ModeSymlink != 0 {
+			target, err := os.Readlink(abs)
+			if err != nil {
+				return err
+			}
+			of.LinkTarget, of.Mode = target, fs.ModeSymlink|0o777
+		} else {
+			ref, err := st.PutFile(ctx, abs)
+			if err != nil {
+				return err
+			}
+			if ref.Digest != f.Digest {
+				return fmt.Errorf("output %s changed while it was stored", f.Path)
+			}
+			of.Size = ref.Size
+		}
+		a.Files = append(a.Files, of)
+	}
+	if a.Stdout, err = st.PutFile(ctx, stdoutPath); err != nil {
+		return err
+	}
+	if a.Stderr, err = st.PutFile(ctx, b.dir.stderrPath(r)); err != nil {
+		return err
+	}
+	if a.Preimage, err = json.Marshal(k.preimage); err != nil {
+		return err
+	}
+	snap := r.Snapshot()
+	if n := len(snap.Attempts); n > 0 {
+		a.Duration = snap.Attempts[n-1].Finished.Sub(snap.Attempts[n-1].Started)
+	}
+	return st.PutAction(ctx, a)
+}
+
+func (c *cacheLayer) finish() error {
+	if !c.opts.on() {
+		return nil
+	}
+	var errs []error
+	if c.memo != nil {
+		if err := c.memo.Save(); err != nil {
+			errs = append(errs, fmt.Errorf("stat memo: %w", err))
+		}
+	}
+	if err := c.state.save(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.sess.close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// fileEntryOf converts a stored output file to the hashing form used in
+// manifests: permission bits, or ModeSymlink with the digest of the target.
+func fileEntryOf(f cas.OutputFile) hashing.FileEntry {
+	if f.LinkTarget != "" || f.Mode&fs.ModeSymlink != 0 {
+		return hashing.FileEntry{Path: f.Path, Mode: hashing.ModeSymlink, Digest: hashing.DigestBytes([]byte(f.LinkTarget))}
+	}
+	return hashing.FileEntry{Path: f.Path, Mode: uint32(f.Mode.Perm()), Digest: hashing.Digest(f.Digest)}
+}
+
+// digestPath hashes a file outside the workspace (a task's captured stdout).
+func digestPath(path string) (hashing.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return hashing.Digest{}, err
+	}
+	defer f.Close()
+	d := hashing.NewDigester()
+	if _, err := io.Copy(d, f); err != nil {
+		return hashing.Digest{}, err
+	}
+	return d.Sum(), nil
+}

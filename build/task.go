@@ -1,0 +1,402 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/pipeline"
+)
+
+// maxOutputRef bounds a {{ task.output }} value: it travels in an
+// environment variable, and Linux limits one to 128 KiB (MAX_ARG_STRLEN).
+const maxOutputRef = 128 << 10
+
+// timeoutError is the cause of a context that hit a task's timeout.
+type timeoutError struct {
+	task string
+	d    time.Duration
+}
+
+func (e *timeoutError) Error() string { return fmt.Sprintf("task %q timed out after %s", e.task, e.d) }
+
+// visit runs one task: render, look up, dispatch with retries, record.
+func (b *builder) visit(ctx context.Context, id int) error {
+	t := b.plan.Tasks[id]
+	r := b.records[id]
+	o := b.opts
+	r.setStart(o.Now())
+
+	script, refEnv, err := b.render(id)
+	if err != nil {
+		return b.finishEarly(r, StatusFailed, err)
+	}
+	r.mu.Lock()
+	r.Command = script
+	r.mu.Unlock()
+	env := b.taskEnv(t, refEnv)
+
+	st, err := b.cache.lookup(ctx, b, id, script, refEnv)
+	if err != nil {
+		return b.finishEarly(r, StatusFailed, err)
+	}
+	if st != nil && st.done {
+		b.setOutput(id, st.output)
+		r.finish(o.Now(), st.status, 0, "")
+		o.Reporter.TaskFinished(r)
+		// An up-to-date task did nothing: run.json lists it, and no
+		// per-task files are written, which keeps a no-op build cheap.
+		if st.status != StatusUpToDate {
+			b.dir.writeTask(r)
+		}
+		return nil
+	}
+	b.cache.state.forget(t.Name)
+
+	backend := o.Backends[backendName(t)]
+	pol := retryPolicyOf(t)
+	logf, err := b.dir.openLog(r)
+	if err != nil {
+		return b.finishEarly(r, StatusFailed, err)
+	}
+	defer logf.Close()
+	log := &lockedWriter{w: logf}
+	stdoutPath, stderrPath := b.dir.stdoutPath(r), b.dir.stderrPath(r)
+
+	var (
+		status   Status
+		exitCode int
+		reason   string
+	)
+	for attempt := 1; ; attempt++ {
+		out, err := os.Create(stdoutPath)
+		if err != nil {
+			return b.finishEarly(r, StatusFailed, fmt.Errorf("build: task %q: %w", t.Name, err))
+		}
+		errf, err := os.Create(stderrPath)
+		if err != nil {
+			out.Close()
+			return b.finishEarly(r, StatusFailed, fmt.Errorf("build: task %q: %w", t.Name, err))
+		}
+		a := &Attempt{Number: attempt, Started: o.Now()}
+		fmt.Fprintf(log, "=== attempt %d/%d of %q at %s on %s\n$ %s\n", attempt, pol.attempts, t.Name,
+			a.Started.UTC().Format(time.RFC3339), backendName(t), script)
+		o.Reporter.TaskStarted(r, attempt)
+		cout, cerr := o.Reporter.TaskWriters(r)
+		spec := &exec.Spec{
+			Task: t.Name, RunID: o.RunID,
+			Script: script, Shell: shellOf(b.plan.Pipeline, t), Env: env,
+			Workspace: b.plan.Workspace, Dir: dirOf(b.plan.Pipeline, t),
+			Inputs: b.cache.inputFiles(id), Outputs: t.Outputs, Image: t.Image,
+			Stdout: io.MultiWriter(cout, log, out), Stderr: io.MultiWriter(cerr, log, errf),
+			Grace: o.Grace, Kill: o.Kill,
+		}
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if t.Timeout > 0 {
+			actx, cancel = context.WithTimeoutCause(ctx, t.Timeout, &timeoutError{t.Name, t.Timeout})
+		}
+		res, runErr := backend.Run(actx, spec)
+		cause := context.Cause(actx)
+		cancel()
+		cout.Close()
+		cerr.Close()
+		out.Close()
+		errf.Close()
+		a.Finished = o.Now()
+		if res != nil {
+			a.ExitCode, a.Signal = res.ExitCode, res.Signal
+		} else {
+			a.ExitCode = -1
+		}
+		var te *timeoutError
+		switch {
+		case runErr == nil && res.ExitCode == 0:
+			a.Status = StatusSucceeded
+		case ctx.Err() != nil:
+			a.Status, a.Error = StatusCancelled, "interrupted"
+		case runErr != nil && errors.As(cause, &te):
+			a.Status, a.Error = StatusTimedOut, te.Error()
+		case runErr != nil:
+			a.Status, a.Error = StatusFailed, runErr.Error()
+		default:
+			a.Status = StatusFailed
+		}
+		fmt.Fprintf(log, "=== attempt %d %s (exit code %d) after %s\n", attempt, a.Status, a.ExitCode, a.Finished.Sub(a.Started).Round(time.Millisecond))
+		status, exitCode, reason = a.Status, a.ExitCode, a.Error
+		if status == StatusFailed && reason == "" {
+			reason = fmt.Sprintf("exit code %d", exitCode)
+		}
+		if status == StatusSucceeded || status == StatusCancelled || attempt >= pol.attempts || !pol.retryable(a) {
+			r.addAttempt(a)
+			break
+		}
+		a.RetryDelay = pol.delay(attempt)
+		a.RetryDelayMS = a.RetryDelay.Milliseconds()
+		r.addAttempt(a)
+		fmt.Fprintf(log, "=== retrying in %s\n", a.RetryDelay.Round(time.Millisecond))
+		o.Reporter.TaskRetrying(r, a)
+		if !sleepCtx(ctx, a.RetryDelay) {
+			status, reason = StatusCancelled, "interrupted while waiting to retry"
+			break
+		}
+	}
+
+	if status == StatusSucceeded {
+		output, err := b.cache.store(ctx, b, id, stdoutPath)
+		if err != nil {
+			status, reason = StatusFailed, err.Error()
+		} else {
+			b.setOutput(id, output)
+		}
+	}
+	r.finish(o.Now(), status, exitCode, reason)
+	o.Reporter.TaskFinished(r)
+	b.dir.writeTask(r)
+	switch status {
+	case StatusSucceeded:
+		return nil
+	case StatusCancelled:
+		return context.Canceled
+	}
+	return errors.New(reason)
+}
+
+// finishEarly records a task that ended before any attempt ran.
+func (b *builder) finishEarly(r *TaskRecord, s Status, err error) error {
+	r.finish(b.opts.Now(), s, -1, err.Error())
+	b.opts.Reporter.TaskFinished(r)
+	b.dir.writeTask(r)
+	return err
+}
+
+// render interpolates the task's command. Upstream outputs are read from the
+// finished dependencies; Load has already checked every reference.
+func (b *builder) render(id int) (string, []string, error) {
+	t := b.plan.Tasks[id]
+	tpl, err := pipeline.ParseTemplate(t.Run)
+	if err != nil {
+		return "", nil, fmt.Errorf("task %q: %w", t.Name, err)
+	}
+	p := b.plan.Pipeline
+	return tpl.Render(shellOf(p, t), func(ref pipeline.Ref) (string, error) {
+		switch ref.Kind {
+		case "task":
+			up, ok := b.plan.Graph.ID(ref.Name)
+			if !ok {
+				return "", fmt.Errorf("task %q: {{ %s.output }}: task is not part of this build", t.Name, ref.Name)
+			}
+			return b.outputText(up)
+		case "vars":
+			if v, ok := t.Vars[ref.Name]; ok {
+				return v, nil
+			}
+			if v, ok := p.Vars[ref.Name]; ok {
+				return v, nil
+			}
+			return "", fmt.Errorf("task %q: unknown var %q", t.Name, ref.Name)
+		case "env":
+			if v, ok := t.Env[ref.Name]; ok {
+				return v, nil
+			}
+			if v, ok := p.Env[ref.Name]; ok {
+				return v, nil
+			}
+			v, _ := lookupEnv(b.opts.Env, ref.Name)
+			return v, nil
+		}
+		return "", fmt.Errorf("task %q: unknown reference kind %q", t.Name, ref.Kind)
+	})
+}
+
+// taskEnv is the complete environment of a task: the inherited process
+// environment, then the pipeline's env, then the task's, then rustypipe's own
+// variables and the template values.
+func (b *builder) taskEnv(t *pipeline.Task, refEnv []string) []string {
+	m := map[string]string{}
+	for _, kv := range b.opts.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && !strings.HasPrefix(k, "RUSTYPIPE_REF_") {
+			m[k] = v
+		}
+	}
+	for k, v := range b.plan.Pipeline.Env {
+		m[k] = v
+	}
+	for k, v := range t.Env {
+		m[k] = v
+	}
+	m["RUSTYPIPE_TASK"] = t.Name
+	m["RUSTYPIPE_RUN_ID"] = b.opts.RunID
+	m["RUSTYPIPE_WORKSPACE"] = b.plan.Workspace
+	for _, kv := range refEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
+
+func lookupEnv(env []string, name string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func shellOf(p *pipeline.Pipeline, t *pipeline.Task) string {
+	if t.Shell != "" {
+		return t.Shell
+	}
+	if p.Shell != "" {
+		return p.Shell
+	}
+	if runtime.GOOS == "windows" {
+		return "powershell"
+	}
+	return "sh"
+}
+
+func dirOf(p *pipeline.Pipeline, t *pipeline.Task) string {
+	d := t.Dir
+	if d == "" {
+		d = p.Dir
+	}
+	d = strings.ReplaceAll(d, "\\", "/")
+	d = strings.TrimPrefix(d, "./")
+	if d == "." {
+		d = ""
+	}
+	return d
+}
+
+// taskOutput is what a finished task hands to its dependents.
+type taskOutput struct {
+	stdoutPath string // the final attempt's stdout, in the run directory
+	text       string // trimmed stdout, read on first use
+	read       bool
+	meta       any // the cache layer's output manifest, when caching is on
+}
+
+func (b *builder) setOutput(id int, out *taskOutput) {
+	b.outMu.Lock()
+	b.outputs[id] = out
+	b.outMu.Unlock()
+}
+
+func (b *builder) output(id int) *taskOutput {
+	b.outMu.Lock()
+	defer b.outMu.Unlock()
+	return b.outputs[id]
+}
+
+// outputText is the trimmed stdout of a finished task.
+func (b *builder) outputText(id int) (string, error) {
+	b.outMu.Lock()
+	defer b.outMu.Unlock()
+	out := b.outputs[id]
+	name := b.plan.Tasks[id].Name
+	if out == nil {
+		return "", fmt.Errorf("the output of task %q is not available (it did not succeed)", name)
+	}
+	if !out.read {
+		f, err := os.Open(out.stdoutPath)
+		if err != nil {
+			return "", fmt.Errorf("output of task %q: %w", name, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(f, maxOutputRef+1))
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("output of task %q: %w", name, err)
+		}
+		if len(data) > maxOutputRef {
+			return "", fmt.Errorf("output of task %q is larger than %d KiB; write it to a file and declare it in outputs instead", name, maxOutputRef>>10)
+		}
+		out.text, out.read = strings.TrimSpace(string(data)), true
+	}
+	return out.text, nil
+}
+
+// retryPolicy is a task's retry block with its defaults applied.
+type retryPolicy struct {
+	attempts int
+	delay0   time.Duration
+	backoff  float64
+	max      time.Duration
+	codes    []int
+	jitter   func() float64 // in [0,1)
+}
+
+func retryPolicyOf(t *pipeline.Task) retryPolicy {
+	p := retryPolicy{attempts: t.Retries + 1, delay0: time.Second, backoff: 2, jitter: rand.Float64}
+	if r := t.Retry; r != nil {
+		p.attempts = max(r.Attempts, 1)
+		p.delay0 = r.Delay
+		if r.Backoff >= 1 {
+			p.backoff = r.Backoff
+		}
+		p.max = r.MaxDelay
+		p.codes = r.OnExitCodes
+	}
+	return p
+}
+
+func (p retryPolicy) retryable(a *Attempt) bool {
+	if len(p.codes) == 0 {
+		return true
+	}
+	return a.Status == StatusFailed && slices.Contains(p.codes, a.ExitCode)
+}
+
+// delay is the wait after the given failed attempt: exponential backoff with
+// "equal jitter" (half fixed, half random), so waits never shrink from one
+// attempt to the next when the backoff factor is at least 2.
+func (p retryPolicy) delay(attempt int) time.Duration {
+	d := float64(p.delay0) * math.Pow(p.backoff, float64(attempt-1))
+	if p.max > 0 && d > float64(p.max) {
+		d = float64(p.max)
+	}
+	return time.Duration(d/2 + d/2*p.jitter())
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// lockedWriter serialises writes from a task's two streams into one log.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
