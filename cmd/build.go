@@ -1,0 +1,174 @@
+package cmd
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/rustypipe/rustypipe/build"
+	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/local"
+	"github.com/rustypipe/rustypipe/pipeline"
+	"github.com/rustypipe/rustypipe/remote/docker"
+)
+
+func (a *app) buildCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:     "build [TASK...]",
+		Aliases: []string{"run"},
+		Short:   "Run the pipeline (or the given tasks and everything they depend on)",
+		Long: `Run the pipeline's tasks in dependency order, up to -j at a time.
+
+With TASK arguments only those tasks and their upstream tasks run. The
+original form "rustypipe run PIPELINE.yaml" also works.`,
+		RunE: a.runBuild,
+	}
+	f := c.Flags()
+	f.IntP("jobs", "j", 0, "tasks to run at once (default: the pipeline's concurrency, else the number of CPUs)")
+	f.Bool("fail-fast", false, "on the first failure start nothing new and stop running tasks (like stop_on_fail)")
+	f.String("grace", "10s", "how long cancelled tasks get between SIGTERM and SIGKILL")
+	f.Bool("dry-run", false, "print the plan in dispatch order and run nothing")
+	a.cacheFlags(c)
+	return c
+}
+
+// loadPipeline reads and validates the pipeline file named by -f.
+func (a *app) loadPipeline(c *cobra.Command, args []string) (*pipeline.Pipeline, []string, error) {
+	file := a.v.GetString("file")
+	// The original Rustypipe CLI took the pipeline file as an argument:
+	// "rustypipe run pipeline.yaml". Accept it when -f was not given.
+	if !c.Flags().Changed("file") && len(args) > 0 && isYAMLFile(args[0]) {
+		file, args = args[0], args[1:]
+	}
+	p, err := pipeline.Load(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, args, nil
+}
+
+func isYAMLFile(s string) bool {
+	ext := strings.ToLower(filepath.Ext(s))
+	if ext != ".yaml" && ext != ".yml" {
+		return false
+	}
+	st, err := os.Stat(s)
+	return err == nil && !st.IsDir()
+}
+
+func (a *app) runBuild(c *cobra.Command, args []string) error {
+	p, targets, err := a.loadPipeline(c, args)
+	if err != nil {
+		return err
+	}
+	plan, err := build.NewPlan(p, targets)
+	if err != nil {
+		return err
+	}
+	grace, err := pipeline.ParseDuration(a.str("grace"))
+	if err != nil {
+		return usagef("--grace: %v", err)
+	}
+	jobs := a.v.GetInt("jobs")
+	if jobs < 0 {
+		return usagef("--jobs: must be at least 1, got %d", jobs)
+	}
+	cache, err := a.cacheOptions(c)
+	if err != nil {
+		return err
+	}
+	backends, err := a.backends(plan)
+	if err != nil {
+		return err
+	}
+	defer closeAll(backends)
+	reporter, stdout := a.reporter(len(plan.Tasks), jobs)
+	_, err = build.Run(c.Context(), plan, build.Options{
+		Targets:  targets,
+		Jobs:     jobs,
+		FailFast: a.v.GetBool("fail-fast"),
+		Grace:    grace,
+		DryRun:   a.v.GetBool("dry-run"),
+		Backends: backends,
+		Cache:    cache,
+		Reporter: reporter,
+		Stdout:   stdout,
+		Kill:     killOf(c.Context()),
+		Env:      a.env,
+		Now:      time.Now,
+	})
+	return err
+}
+
+func closeAll(backends map[string]exec.Backend) {
+	seen := map[exec.Backend]bool{}
+	for _, b := range backends {
+		if !seen[b] {
+			seen[b] = true
+			b.Close()
+		}
+	}
+}
+
+// backends chooses an implementation for every backend the plan uses. Only
+// cmd chooses backends.
+func (a *app) backends(plan *build.Plan) (map[string]exec.Backend, error) {
+	m := map[string]exec.Backend{"local": local.New()}
+	for _, t := range plan.Tasks {
+		name := t.Backend
+		if name == "" || m[name] != nil {
+			continue
+		}
+		cfg := plan.Pipeline.Backends[name]
+		if cfg == nil {
+			return nil, usagef("task %q: unknown backend %q", t.Name, name)
+		}
+		fail := func(err error) error {
+			return usagef("%s:%d:%d: backend %q: %v", cfg.Pos.File, cfg.Pos.Line, cfg.Pos.Col, name, err)
+		}
+		switch cfg.Type {
+		case "local":
+			m[name] = m["local"]
+		case "docker":
+			dc, err := docker.ParseConfig(cfg.Options)
+			if err != nil {
+				return nil, fail(err)
+			}
+			b, err := docker.New(dc, a.logf)
+			if err != nil {
+				return nil, fail(err)
+			}
+			m[name] = b
+		default:
+			return nil, usagef("%s:%d:%d: backend %q: type %q is not supported by this build of rustypipe yet",
+				cfg.Pos.File, cfg.Pos.Line, cfg.Pos.Col, name, cfg.Type)
+		}
+	}
+	return m, nil
+}
+
+// reporter picks the output format: JSON events, a live terminal display, or
+// plain lines (when stdout is not a terminal, or CI / NO_COLOR is set).
+func (a *app) reporter(tasks, jobs int) (build.Reporter, *os.File) {
+	format := a.v.GetString("output")
+	if format == "json" {
+		return build.NewJSON(a.stdout, a.stderr), os.Stderr
+	}
+	live := format == "tty"
+	if format == "auto" {
+		live = term.IsTerminal(int(os.Stdout.Fd())) && os.Getenv("CI") == "" && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+	}
+	if jobs == 0 {
+		jobs = runtime.NumCPU()
+	}
+	return build.NewConsole(build.ConsoleOptions{Out: a.stdout, Prefix: tasks > 1, Live: live}), os.Stdout
+}
+
+// logf prints a backend's notice (an unreachable host, a reaped container).
+func (a *app) logf(msg string) { fmt.Fprintf(a.stderr, "rustypipe: %s\n", msg) }
