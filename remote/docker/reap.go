@@ -1,0 +1,77 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// The labels every task container carries.
+const (
+	LabelRunID = "rustypipe.run-id" // Spec.RunID
+	LabelTask  = "rustypipe.task"   // Spec.Task
+	LabelOwner = "rustypipe.owner"  // "hostname:pid" of the rustypipe process that created it
+)
+
+// ownerLabel is LabelOwner's value for this process.
+func ownerLabel(hostname string) string {
+	return hostname + ":" + strconv.Itoa(os.Getpid())
+}
+
+// parseOwner splits an owner label at its last colon (a host name has none,
+// but an IPv6 literal might).
+func parseOwner(label string) (host string, pid int, ok bool) {
+	i := strings.LastIndexByte(label, ':')
+	if i < 0 {
+		return "", 0, false
+	}
+	pid, err := strconv.Atoi(label[i+1:])
+	if err != nil || pid <= 0 {
+		return "", 0, false
+	}
+	return label[:i], pid, true
+}
+
+// Reap removes the task containers left behind by rustypipe processes of
+// this host that are gone (crashed, killed with SIGKILL): every container,
+// running or not, whose LabelOwner names this host name and a pid that no
+// longer runs. Containers of live processes, this one included, and of
+// other hosts are left alone. It returns how many containers it removed,
+// and the errors of the removals that failed joined together. Run calls it
+// once, before its first container; it is safe for concurrent use.
+func (b *Backend) Reap(ctx context.Context) (int, error) {
+	cli, err := b.client()
+	if err != nil {
+		return 0, err
+	}
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", LabelOwner),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("docker: reap: list containers: %w", err)
+	}
+	removed := 0
+	var errs []error
+	for _, c := range list.Items {
+		host, pid, ok := parseOwner(c.Labels[LabelOwner])
+		if !ok || host != b.hostname || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("docker: reap: remove container %.12s of task %q: %w", c.ID, c.Labels[LabelTask], err))
+			continue
+		}
+		if err == nil {
+			removed++
+		}
+	}
+	return removed, errors.Join(errs...)
+}
