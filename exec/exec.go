@@ -38,6 +38,7 @@ type Spec struct {
 	Inputs    []string // workspace-relative input files, for backends that ship them
 	Outputs   []string // declared output globs, workspace-relative, for backends that bring them back
 	Image     string   // the task's `image`, for container backends; "" means the backend's default
+	OutputDir string   // absolute directory where a remote backend restores declared outputs; "" means Workspace
 
 	Stdout io.Writer // the task's standard output; never nil
 	Stderr io.Writer // the task's standard error; never nil
@@ -52,6 +53,15 @@ type Result struct {
 	Signal   string    // the signal that ended it, if any ("terminated", "killed")
 	Started  time.Time // when the process started
 	Finished time.Time // when it had exited and its streams were drained
+}
+
+// OutputRoot is where declared outputs are to be restored: OutputDir, or
+// the workspace when it is empty.
+func (s *Spec) OutputRoot() string {
+	if s.OutputDir != "" {
+		return s.OutputDir
+	}
+	return s.Workspace
 }
 
 // Duration is how long the attempt ran.

@@ -164,7 +164,7 @@ func writeInputs(w io.Writer, workspace, workdir, dir string, inputs []string) e
 // copyOutputs copies the files matching s.Outputs from the container's
 // workdir into the workspace, through exec.Restorer.
 func (b *Backend) copyOutputs(ctx context.Context, cli *client.Client, cid string, s *exec.Spec) error {
-	rs, err := exec.NewRestorer(s.Workspace)
+	rs, err := exec.NewRestorer(s.OutputRoot())
 	if err != nil {
 		return err
 	}
