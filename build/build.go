@@ -37,6 +37,8 @@ type Options struct {
 	Env      []string        // the process environment tasks inherit (os.Environ())
 	RunID    string          // "" makes a new one
 	Now      func() time.Time
+
+	state *workspaceState // loaded by Run
 }
 
 // Summary is what a build did.
@@ -180,6 +182,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 		}
 	}
 
+	o.state = loadState(pl.Workspace)
 	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: map[int]*taskOutput{}}
 	b.cache = newCacheLayer(pl, o)
 	for id, t := range pl.Tasks {
@@ -201,7 +204,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	outcomes := pl.Graph.Walk(ctx, dag.WalkOptions{
 		Workers:        o.Jobs,
 		FailFast:       stopOnFail,
-		Weights:        recs.lastDurations(pl),
+		Weights:        weights(pl, o.state),
 		ContinueOnFail: func(id int) bool { return pl.Tasks[id].ContinueOnFail },
 		OnSkip: func(id, cause int) {
 			r := b.records[id]
@@ -247,6 +250,9 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 		sum.Status = "succeeded"
 	}
 	if err := b.cache.finish(); err != nil {
+		o.Reporter.Warn(err.Error())
+	}
+	if err := o.state.save(); err != nil {
 		o.Reporter.Warn(err.Error())
 	}
 	if err := recs.writeRun(sum); err != nil {

@@ -85,7 +85,7 @@ func newCacheLayer(pl *Plan, o Options) *cacheLayer {
 		memo, _ = hashing.OpenMemo("")
 	}
 	c.memo = memo
-	c.state = loadState(pl.Workspace)
+	c.state = o.state
 	return c
 }
 
@@ -222,7 +222,7 @@ func (c *cacheLayer) lookup(ctx context.Context, b *builder, id int, script stri
 	}
 
 	// Up to date: the workspace holds exactly what this key produced.
-	if e := c.state.get(t.Name); e != nil && e.Key == k.key && e.Stdout != nil && c.filesMatch(e.Files) {
+	if e := c.state.get(t.Name); e != nil && e.Key == k.key && e.HasOut && c.filesMatch(e.Files) {
 		r.mu.Lock()
 		r.Cache = "up-to-date"
 		r.mu.Unlock()
@@ -348,8 +348,8 @@ func (c *cacheLayer) restore(ctx context.Context, b *builder, id int, key hashin
 	}
 	m := hashing.Manifest{Stdout: hashing.Digest(a.Stdout.Digest), Files: files}
 	md := m.Digest()
-	stdout, _ := readSmall(stdoutPath)
-	c.state.put(t.Name, &stateEntry{Key: key, Manifest: md, Files: files, Stdout: stdout})
+	stdout, ok := readSmall(stdoutPath)
+	c.state.put(t.Name, &stateEntry{Key: key, Manifest: md, Files: files, Stdout: stdout, HasOut: ok})
 	return &taskOutput{stdoutPath: stdoutPath, meta: &outputMeta{manifest: md}}, total, nil
 }
 
@@ -451,7 +451,7 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdoutPath s
 	m := hashing.Manifest{Stdout: stdoutD, Files: files}
 	out.meta = &outputMeta{manifest: m.Digest()}
 	if stdout, ok := readSmall(stdoutPath); ok {
-		c.state.put(t.Name, &stateEntry{Key: k.key, Manifest: m.Digest(), Files: files, Stdout: stdout})
+		c.state.put(t.Name, &stateEntry{Key: k.key, Manifest: m.Digest(), Files: files, Stdout: stdout, HasOut: true})
 	}
 	if !c.opts.writes() {
 		return out, nil
@@ -517,9 +517,6 @@ func (c *cacheLayer) finish() error {
 		if err := c.memo.Save(); err != nil {
 			errs = append(errs, fmt.Errorf("stat memo: %w", err))
 		}
-	}
-	if err := c.state.save(); err != nil {
-		errs = append(errs, err)
 	}
 	if err := c.sess.close(); err != nil {
 		errs = append(errs, err)

@@ -9,7 +9,7 @@ import (
 // dryRun prints the plan in dispatch order without running anything.
 func (b *builder) dryRun(ctx context.Context) (*Summary, error) {
 	pl := b.plan
-	order := pl.Graph.Order(b.weights())
+	order := pl.Graph.Order(weights(pl, b.opts.state))
 	w := b.opts.Stdout
 	fmt.Fprintf(w, "plan for %s: %d tasks, %d at a time\n", pl.Pipeline.File, len(order), b.opts.Jobs)
 	for i, id := range order {
@@ -27,10 +27,4 @@ func (b *builder) dryRun(ctx context.Context) (*Summary, error) {
 		fmt.Fprintln(w, line)
 	}
 	return &Summary{RunID: "", Status: "dry-run", Tasks: b.records}, nil
-}
-
-// weights are the scheduler's per-task costs: last run's durations.
-func (b *builder) weights() []int64 {
-	d := &runDir{dir: ""}
-	return d.lastDurations(b.plan)
 }

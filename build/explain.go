@@ -57,7 +57,7 @@ func (c *cacheLayer) predictTask(ctx context.Context, b *builder, id int) *Predi
 		return p
 	}
 	p.keyed, p.Key = k, k.key.String()
-	if e := c.state.get(t.Name); e != nil && e.Key == k.key && e.Stdout != nil && c.filesMatch(e.Files) {
+	if e := c.state.get(t.Name); e != nil && e.Key == k.key && e.HasOut && c.filesMatch(e.Files) {
 		p.Status = "up-to-date"
 		b.setOutput(id, &taskOutput{text: trimOutput(e.Stdout), read: true, meta: &outputMeta{manifest: e.Manifest}})
 		return p
@@ -134,6 +134,7 @@ func Explain(ctx context.Context, pl *Plan, o Options, task string) (*Explanatio
 	if o.Reporter == nil {
 		o.Reporter = NewConsole(ConsoleOptions{Out: io.Discard})
 	}
+	o.state = loadState(pl.Workspace)
 	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: map[int]*taskOutput{}}
 	for i, t := range pl.Tasks {
 		b.records[i] = &TaskRecord{Name: t.Name, file: safeName(t.Name)}

@@ -126,6 +126,7 @@ type runDir struct {
 }
 
 func newRunDir(pl *Plan, runID string) (*runDir, error) {
+	pruneRuns(pl.Workspace)
 	dir := filepath.Join(RunsDir(pl.Workspace), runID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("build: run records: %w", err)
@@ -185,27 +186,36 @@ func (d *runDir) writeRun(s *Summary) error {
 	return writeJSON(filepath.Join(d.dir, "run.json"), &rec)
 }
 
-// lastDurations weighs each task by its duration in the most recent run, so
-// the scheduler starts the longest remaining chain first. Tasks never seen
-// weigh one millisecond.
-func (d *runDir) lastDurations(pl *Plan) []int64 {
+// weights are the scheduler's per-task costs: each task's duration when it
+// last ran (from the workspace state), so the longest remaining chain starts
+// first. Tasks never run weigh one millisecond.
+func weights(pl *Plan, st *workspaceState) []int64 {
 	w := make([]int64, len(pl.Tasks))
-	for i := range w {
-		w[i] = 1
-	}
-	runs, _ := ListRuns(pl.Workspace)
-	for _, run := range runs {
-		if run.RunID == filepath.Base(d.dir) {
-			continue
-		}
-		for _, t := range run.Tasks {
-			if id, ok := pl.Graph.ID(t.Name); ok && t.DurationMS > 0 {
-				w[id] = t.DurationMS
-			}
-		}
-		break
+	for i, t := range pl.Tasks {
+		w[i] = max(st.duration(t.Name), 1)
 	}
 	return w
+}
+
+// keepRuns is how many run record directories a workspace keeps; older
+// ones are removed when a build starts.
+const keepRuns = 30
+
+// pruneRuns removes all but the newest keepRuns run directories.
+func pruneRuns(workspace string) {
+	ents, err := os.ReadDir(RunsDir(workspace))
+	if err != nil {
+		return
+	}
+	var dirs []string
+	for _, e := range ents {
+		if e.IsDir() {
+			dirs = append(dirs, e.Name())
+		}
+	}
+	for i := 0; i+keepRuns < len(dirs); i++ {
+		os.RemoveAll(filepath.Join(RunsDir(workspace), dirs[i]))
+	}
 }
 
 // ListRuns reads the run.json of every recorded run, newest first. Runs

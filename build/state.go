@@ -1,10 +1,12 @@
 package build
 
 import (
-	"encoding/json"
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/rustypipe/rustypipe/hashing"
@@ -12,19 +14,22 @@ import (
 
 // workspaceState remembers, per task, the key whose outputs the workspace
 // holds now (like ninja's log), so that an unchanged task is up to date
-// without opening the store. It lives in .rustypipe/state.json.
+// without opening the store, and how long each task last ran, for the
+// scheduler. It lives in .rustypipe/state.
 type workspaceState struct {
-	path    string
-	mu      sync.Mutex
-	entries map[string]*stateEntry
-	dirty   map[string]bool
+	path      string
+	mu        sync.Mutex
+	entries   map[string]*stateEntry
+	durations map[string]int64
+	dirty     map[string]bool
 }
 
 type stateEntry struct {
-	Key      hashing.Key         `json:"key"`
-	Manifest hashing.Digest      `json:"manifest"`
-	Files    []hashing.FileEntry `json:"files"`
-	Stdout   []byte              `json:"stdout"` // nil when too large to keep here
+	Key      hashing.Key
+	Manifest hashing.Digest
+	Files    []hashing.FileEntry
+	Stdout   []byte // nil when too large to keep here
+	HasOut   bool   // Stdout is the whole stdout (gob cannot tell empty from nil)
 }
 
 // stateVersion changes when the file's meaning changes; another version is
@@ -32,17 +37,139 @@ type stateEntry struct {
 const stateVersion = 1
 
 type stateFile struct {
-	Version int                    `json:"version"`
-	Tasks   map[string]*stateEntry `json:"tasks"`
+	Version   int
+	Tasks     map[string]*stateEntry
+	Durations map[string]int64 // milliseconds of the last run of each task
+}
+
+// StatePath is the workspace state file.
+func StatePath(workspace string) string { return filepath.Join(workspace, ".rustypipe", "state") }
+
+func readStateFile(path string) (stateFile, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return stateFile{}, false
+	}
+	return decodeState(data)
+}
+
+// The state file is a small binary format, because a no-op build of a large
+// pipeline reads it first thing (gob or JSON took several milliseconds for
+// 1,000 tasks): the magic line, then uvarint-framed records. A file that
+// does not decode completely is ignored.
+const stateMagic = "rustypipe state 1\n"
+
+func encodeState(f *stateFile) []byte {
+	b := []byte(stateMagic)
+	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
+	b = binary.AppendUvarint(b, uint64(len(f.Tasks)))
+	for name, e := range f.Tasks {
+		str(name)
+		b = append(b, e.Key[:]...)
+		b = append(b, e.Manifest[:]...)
+		b = binary.AppendUvarint(b, uint64(len(e.Files)))
+		for _, fe := range e.Files {
+			str(fe.Path)
+			b = binary.AppendUvarint(b, uint64(fe.Mode))
+			b = append(b, fe.Digest[:]...)
+		}
+		if e.HasOut {
+			b = append(b, 1)
+			str(string(e.Stdout))
+		} else {
+			b = append(b, 0)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(f.Durations)))
+	for name, ms := range f.Durations {
+		str(name)
+		b = binary.AppendUvarint(b, uint64(ms))
+	}
+	return b
+}
+
+func decodeState(data []byte) (f stateFile, ok bool) {
+	if !bytes.HasPrefix(data, []byte(stateMagic)) {
+		return stateFile{}, false
+	}
+	d := data[len(stateMagic):]
+	bad := false
+	num := func() uint64 {
+		v, n := binary.Uvarint(d)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		d = d[n:]
+		return v
+	}
+	raw := func(n uint64) []byte {
+		if bad || uint64(len(d)) < n {
+			bad = true
+			return nil
+		}
+		v := d[:n:n]
+		d = d[n:]
+		return v
+	}
+	str := func() string { return string(raw(num())) }
+	f = stateFile{Version: stateVersion, Tasks: map[string]*stateEntry{}, Durations: map[string]int64{}}
+	for n := num(); n > 0 && !bad; n-- {
+		name := str()
+		e := &stateEntry{}
+		copy(e.Key[:], raw(32))
+		copy(e.Manifest[:], raw(32))
+		nf := num()
+		if nf > uint64(len(d)) {
+			return stateFile{}, false
+		}
+		e.Files = make([]hashing.FileEntry, 0, nf)
+		for ; nf > 0 && !bad; nf-- {
+			fe := hashing.FileEntry{Path: str(), Mode: uint32(num())}
+			copy(fe.Digest[:], raw(32))
+			e.Files = append(e.Files, fe)
+		}
+		if flag := raw(1); len(flag) == 1 && flag[0] == 1 {
+			e.HasOut = true
+			e.Stdout = []byte(str())
+		}
+		f.Tasks[name] = e
+	}
+	for n := num(); n > 0 && !bad; n-- {
+		name := str()
+		f.Durations[name] = int64(num())
+	}
+	if bad || len(d) != 0 {
+		return stateFile{}, false
+	}
+	return f, true
 }
 
 func loadState(workspace string) *workspaceState {
-	s := &workspaceState{path: filepath.Join(workspace, ".rustypipe", "state.json"), entries: map[string]*stateEntry{}, dirty: map[string]bool{}}
-	var f stateFile
-	if data, err := os.ReadFile(s.path); err == nil && json.Unmarshal(data, &f) == nil && f.Version == stateVersion && f.Tasks != nil {
-		s.entries = f.Tasks
+	s := &workspaceState{path: StatePath(workspace), entries: map[string]*stateEntry{}, durations: map[string]int64{}, dirty: map[string]bool{}}
+	if f, ok := readStateFile(s.path); ok {
+		if f.Tasks != nil {
+			s.entries = f.Tasks
+		}
+		if f.Durations != nil {
+			s.durations = f.Durations
+		}
 	}
 	return s
+}
+
+// duration is how long a task took the last time it ran, in ms (0: never).
+func (s *workspaceState) duration(task string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.durations[task]
+}
+
+func (s *workspaceState) setDuration(task string, ms int64) {
+	s.mu.Lock()
+	s.durations[task] = max(ms, 1)
+	s.dirty["\x00d"+task] = true
+	s.mu.Unlock()
 }
 
 func (s *workspaceState) get(task string) *stateEntry {
@@ -86,22 +213,24 @@ func (s *workspaceState) save() error {
 	if len(s.dirty) == 0 {
 		return nil
 	}
-	var f stateFile
-	if data, err := os.ReadFile(s.path); err != nil || json.Unmarshal(data, &f) != nil || f.Version != stateVersion || f.Tasks == nil {
-		f = stateFile{Tasks: map[string]*stateEntry{}}
+	f, _ := readStateFile(s.path)
+	if f.Tasks == nil {
+		f.Tasks = map[string]*stateEntry{}
+	}
+	if f.Durations == nil {
+		f.Durations = map[string]int64{}
 	}
 	f.Version = stateVersion
-	for task := range s.dirty {
-		if e, ok := s.entries[task]; ok {
-			f.Tasks[task] = e
+	for key := range s.dirty {
+		if task, ok := strings.CutPrefix(key, "\x00d"); ok {
+			f.Durations[task] = s.durations[task]
+		} else if e, ok := s.entries[key]; ok {
+			f.Tasks[key] = e
 		} else {
-			delete(f.Tasks, task)
+			delete(f.Tasks, key)
 		}
 	}
-	data, err := json.Marshal(&f)
-	if err != nil {
-		return fmt.Errorf("build: workspace state: %w", err)
-	}
+	data := encodeState(&f)
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
 		return fmt.Errorf("build: workspace state: %w", err)
 	}

@@ -45,7 +45,6 @@ func (b *builder) visit(ctx context.Context, id int) error {
 	r.mu.Lock()
 	r.Command = script
 	r.mu.Unlock()
-	env := b.taskEnv(t, refEnv)
 
 	st, err := b.cache.lookup(ctx, b, id, script, refEnv)
 	if err != nil {
@@ -63,6 +62,7 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		return nil
 	}
 	b.cache.state.forget(t.Name)
+	env := b.taskEnv(t, refEnv)
 
 	backend := o.Backends[backendName(t)]
 	pol := retryPolicyOf(t)
@@ -152,6 +152,10 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		}
 	}
 
+	if n := len(r.Attempts); n > 0 && status != StatusCancelled {
+		last := r.Attempts[n-1]
+		o.state.setDuration(t.Name, last.Finished.Sub(last.Started).Milliseconds())
+	}
 	if status == StatusSucceeded {
 		output, err := b.cache.store(ctx, b, id, stdoutPath)
 		if err != nil {

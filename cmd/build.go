@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,11 +47,43 @@ func (a *app) loadPipeline(c *cobra.Command, args []string) (*pipeline.Pipeline,
 	if !c.Flags().Changed("file") && len(args) > 0 && isYAMLFile(args[0]) {
 		file, args = args[0], args[1:]
 	}
-	p, err := pipeline.Load(file)
+	var p *pipeline.Pipeline
+	var err error
+	if c.Name() == "validate" {
+		p, err = pipeline.Load(file)
+	} else {
+		p, err = pipeline.LoadCached(file, pipelineMemoPath(file), binaryStamp())
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	return p, args, nil
+}
+
+// pipelineMemoPath is where the parsed form of a pipeline file is kept, in
+// the .rustypipe directory beside it.
+func pipelineMemoPath(file string) string {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(filepath.Dir(abs), ".rustypipe", "pipelines", fmt.Sprintf("%s-%x.gob", filepath.Base(abs), sum[:6]))
+}
+
+// binaryStamp identifies this rustypipe executable (path, size, mtime), so
+// that a parsed pipeline memoised by another build of rustypipe is not
+// trusted.
+func binaryStamp() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return versionString()
+	}
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return versionString()
+	}
+	return fmt.Sprintf("%s %s %d %d", versionString(), exe, fi.Size(), fi.ModTime().UnixNano())
 }
 
 func isYAMLFile(s string) bool {

@@ -91,7 +91,7 @@ func (a *app) explainCmd() *cobra.Command {
 		Short: "Say whether TASK would hit the cache and, if not, what changed since its last cached run",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			p, err := pipeline.Load(a.v.GetString("file"))
+			p, _, err := a.loadPipeline(c, nil)
 			if err != nil {
 				return err
 			}

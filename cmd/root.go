@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -44,6 +45,12 @@ type app struct {
 // process exit code.
 func Main(args []string) int {
 	a := &app{v: viper.New(), stdout: os.Stdout, stderr: os.Stderr, env: os.Environ()}
+	if path := os.Getenv("RUSTYPIPE_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	ctx, kill, stop := interrupts()
 	defer stop()
 	ctx = withKill(ctx, kill)

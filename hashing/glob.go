@@ -57,7 +57,16 @@ func ExpandGlobsUnmatched(root string, patterns []string) (files, unmatched []st
 			return nil, nil, fmt.Errorf("hashing: expand glob %q: %w", p, err)
 		}
 		var matches []string
-		if clean != "." { // "." is root itself, a directory
+		switch {
+		case clean == ".": // root itself, a directory
+		case !strings.ContainsAny(clean, `*?[{\`):
+			// A literal path (the common case: one named file) needs one
+			// lstat, not a directory walk. Same rules: files and symlinks
+			// only, nothing under .rustypipe/.
+			if fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(clean))); err == nil && !fi.IsDir() && !inStateDir(clean) {
+				matches = []string{clean}
+			}
+		default:
 			matches, err = doublestar.Glob(fsys, clean,
 				doublestar.WithFilesOnly(), doublestar.WithNoFollow(), doublestar.WithFailOnIOErrors())
 			if err != nil {

@@ -19,6 +19,15 @@ import (
 
 // Load reads and parses the pipeline file at path. See Parse.
 func Load(path string) (*Pipeline, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// readFile reads a pipeline file, refusing one over MaxFileSize.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: load: %w", err)
@@ -31,7 +40,10 @@ func Load(path string) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: load %s: %w", path, err)
 	}
-	return Parse(path, data)
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(path, int64(len(data)))
+	}
+	return data, nil
 }
 
 // tooLarge reports a file over MaxFileSize as a file-level DecodeError, so

@@ -1,0 +1,69 @@
+package pipeline
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/gob"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// LoadCached is Load with a memo of the parsed result: parsing and
+// validating a large pipeline (YAML, then a shell parse of every command)
+// costs far more than a cached build needs. The memo file at cachePath holds
+// the parsed pipeline with the SHA-256 of the file's bytes, its path and
+// stamp; it is used only when all three match, so any change to the file,
+// or a stamp that identifies another rustypipe binary, parses again. Only
+// valid pipelines are memoised. A missing, corrupt or unwritable memo is
+// never an error.
+func LoadCached(path, cachePath, stamp string) (*Pipeline, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "rustypipe pipeline memo v1\x00%s\x00%s\x00", stamp, path)
+	h.Write(data)
+	sum := h.Sum(nil)
+	if raw, err := os.ReadFile(cachePath); err == nil {
+		var m pipelineMemo
+		if gob.NewDecoder(bytes.NewReader(raw)).Decode(&m) == nil && bytes.Equal(m.Sum, sum) && m.Pipeline != nil {
+			m.Pipeline.reindex()
+			return m.Pipeline, nil
+		}
+	}
+	p, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if gob.NewEncoder(&buf).Encode(&pipelineMemo{Sum: sum, Pipeline: p}) == nil {
+		if os.MkdirAll(filepath.Dir(cachePath), 0o755) == nil {
+			tmp := fmt.Sprintf("%s.%d.tmp", cachePath, os.Getpid())
+			if os.WriteFile(tmp, buf.Bytes(), 0o644) == nil && os.Rename(tmp, cachePath) != nil {
+				os.Remove(tmp)
+			}
+		}
+	}
+	return p, nil
+}
+
+func init() {
+	// Backend options hold decoded YAML values of these dynamic types.
+	gob.Register([]any(nil))
+	gob.Register(map[string]any(nil))
+}
+
+type pipelineMemo struct {
+	Sum      []byte
+	Pipeline *Pipeline
+}
+
+// reindex rebuilds the unexported lookup index after a memo was decoded.
+func (p *Pipeline) reindex() {
+	p.byName = make(map[string]*Task, len(p.Tasks))
+	for _, t := range p.Tasks {
+		p.byName[t.Name] = t
+	}
+}
