@@ -17,6 +17,7 @@ import (
 	"github.com/rustypipe/rustypipe/exec/local"
 	"github.com/rustypipe/rustypipe/pipeline"
 	"github.com/rustypipe/rustypipe/remote/docker"
+	"github.com/rustypipe/rustypipe/remote/ssh"
 )
 
 func (a *app) buildCmd() *cobra.Command {
@@ -174,6 +175,16 @@ func (a *app) backends(plan *build.Plan) (map[string]exec.Backend, error) {
 				return nil, fail(err)
 			}
 			b, err := docker.New(dc, a.logf)
+			if err != nil {
+				return nil, fail(err)
+			}
+			m[name] = b
+		case "ssh":
+			sc, err := ssh.ParseConfig(cfg.Options)
+			if err != nil {
+				return nil, fail(err)
+			}
+			b, err := ssh.New(sc, a.logf)
 			if err != nil {
 				return nil, fail(err)
 			}

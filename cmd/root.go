@@ -77,8 +77,9 @@ func (a *app) exitCode(ctx context.Context, err error) int {
 		code = ExitInterrupted
 	case errors.As(err, &fe):
 		code = ExitFailed
-	case errors.As(err, &de), errors.As(err, &pe), errors.As(err, &ue), errors.As(err, &use):
-		code = ExitUsage
+	case errors.As(err, &de), errors.As(err, &pe), errors.As(err, &ue), errors.As(err, &use),
+		strings.HasPrefix(err.Error(), "unknown command "), strings.Contains(err.Error(), " arg(s), received "):
+		code = ExitUsage // cobra's own usage errors carry no type
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "\n") {
