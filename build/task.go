@@ -23,6 +23,11 @@ import (
 // environment variable, and Linux limits one to 128 KiB (MAX_ARG_STRLEN).
 const maxOutputRef = 128 << 10
 
+// unavailableAttempts is how many attempts a task gets, whatever its retry
+// policy, when its backend is unavailable (exec.ErrUnavailable): a lost
+// connection is not the task's failure.
+const unavailableAttempts = 3
+
 // timeoutError is the cause of a context that hit a task's timeout.
 type timeoutError struct {
 	task string
@@ -137,11 +142,15 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		if status == StatusFailed && reason == "" {
 			reason = fmt.Sprintf("exit code %d", exitCode)
 		}
-		if status == StatusSucceeded || status == StatusCancelled || attempt >= pol.attempts || !pol.retryable(a) {
+		unavailable := errors.Is(runErr, exec.ErrUnavailable) && attempt < unavailableAttempts
+		if status == StatusSucceeded || status == StatusCancelled || (!unavailable && (attempt >= pol.attempts || !pol.retryable(a))) {
 			r.addAttempt(a)
 			break
 		}
 		a.RetryDelay = pol.delay(attempt)
+		if unavailable {
+			a.RetryDelay = max(a.RetryDelay, time.Second)
+		}
 		a.RetryDelayMS = a.RetryDelay.Milliseconds()
 		r.addAttempt(a)
 		fmt.Fprintf(log, "=== retrying in %s\n", a.RetryDelay.Round(time.Millisecond))

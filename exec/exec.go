@@ -67,6 +67,12 @@ func (s *Spec) OutputRoot() string {
 // Duration is how long the attempt ran.
 func (r *Result) Duration() time.Duration { return r.Finished.Sub(r.Started) }
 
+// ErrUnavailable is wrapped by Run's error when the backend itself failed
+// (a host that cannot be reached, a connection lost mid-task, an engine
+// that does not answer), as opposed to the task failing. Such an attempt is
+// retried by the build even when the task asks for no retries.
+var ErrUnavailable = errors.New("backend unavailable")
+
 // ErrStart is wrapped by Run's error when the process could not be started
 // (missing shell, bad working directory). Such an attempt never ran.
 var ErrStart = errors.New("exec: could not start task")

@@ -21,7 +21,7 @@ var (
 // ErrConnect is wrapped by Run's error when no host could be reached, or a
 // connection failed during the task: the attempt may be retried, on this
 // backend or later. A task's own non-zero exit is a Result, never this.
-var ErrConnect = errors.New("ssh: connection failed")
+var ErrConnect = fmt.Errorf("ssh: connection failed: %w", exec.ErrUnavailable)
 
 // ErrHostKey is wrapped (through *HostKeyError) when a host's key is not
 // in known_hosts, has changed or is revoked. Retrying does not help: the
