@@ -16,6 +16,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
 )
 
 // FormatVersion is the on-disk format this package reads and writes. It is
@@ -461,8 +462,26 @@ func checkTables(dir string) error {
 		}
 		return err
 	}
+	// Only tables the MANIFEST names are read by badger. A table that a
+	// killed process was still writing is not named yet, and badger deletes
+	// it on open: it is no damage. Without a readable MANIFEST, badger
+	// itself reports the problem.
+	live := map[uint64]bool{}
+	mf, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if err != nil {
+		return nil
+	}
+	m, _, err := badger.ReplayManifestFile(mf, 0, badgerOptions(dir, true))
+	mf.Close()
+	if err != nil {
+		return nil
+	}
+	for id := range m.Tables {
+		live[id] = true
+	}
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".sst") {
+		id, ok := table.ParseFileID(e.Name())
+		if !strings.HasSuffix(e.Name(), ".sst") || !ok || !live[id] {
 			continue
 		}
 		if err := checkTable(filepath.Join(dir, e.Name())); err != nil {
