@@ -63,13 +63,17 @@ var ErrInterrupted = errors.New("build: interrupted")
 // TaskError reports a task that failed the build.
 type TaskError struct {
 	Task     string
-	ExitCode int
+	ExitCode int // -1 when no process exited (it could not start, or was killed)
 	Status   Status
+	Reason   string // why, when it is not an exit code
 }
 
 func (e *TaskError) Error() string {
-	if e.Status == StatusTimedOut {
+	switch {
+	case e.Status == StatusTimedOut:
 		return fmt.Sprintf("task %q timed out", e.Task)
+	case e.ExitCode < 0 && e.Reason != "":
+		return fmt.Sprintf("task %q failed: %s", e.Task, e.Reason)
 	}
 	return fmt.Sprintf("task %q failed with exit code %d", e.Task, e.ExitCode)
 }
@@ -232,7 +236,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 			r.Status = StatusSkipped
 		}
 		if (r.Status == StatusFailed || r.Status == StatusTimedOut) && !pl.Tasks[id].ContinueOnFail {
-			failed = append(failed, &TaskError{Task: r.Name, ExitCode: r.ExitCode, Status: r.Status})
+			failed = append(failed, &TaskError{Task: r.Name, ExitCode: r.ExitCode, Status: r.Status, Reason: r.Reason})
 		}
 		r.mu.Unlock()
 	}

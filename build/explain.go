@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/rustypipe/rustypipe/cas"
@@ -154,7 +155,7 @@ func Explain(ctx context.Context, pl *Plan, o Options, task string) (*Explanatio
 		ex.Records = ex.keyed.preimage.Records
 	}
 	for _, r := range ex.Records {
-		if r.Label == hashing.LabelEnvIdentity && !hasDigest(r.Value) && r.Value != "" && len(r.Value) > 6 && r.Value[:6] != "local " {
+		if r.Label == hashing.LabelEnvIdentity && strings.HasPrefix(r.Value, "kubernetes ") && !hasDigest(r.Value) {
 			ex.Notes = append(ex.Notes, "the image is named by tag, not digest: pin it as image@sha256:... so that the key cannot change under you")
 		}
 	}

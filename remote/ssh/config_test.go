@@ -11,6 +11,8 @@ import (
 
 	"github.com/kevinburke/ssh_config"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rustypipe/rustypipe/internal/sshdtest"
 )
 
 func gosshMarshalEncrypted(key crypto.Signer, passphrase string) ([]byte, error) {
@@ -169,7 +171,7 @@ func TestRemoteDirArg(t *testing.T) {
 
 func TestNewChecksConfig(t *testing.T) {
 	dir := t.TempDir()
-	key, err := writeKey(dir, "k", newEd25519())
+	key, err := sshdtest.WriteKey(dir, "k", sshdtest.NewEd25519())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +215,7 @@ func TestNewChecksConfig(t *testing.T) {
 
 func TestPassphraseKeyNeedsAgent(t *testing.T) {
 	dir := t.TempDir()
-	block, err := gosshMarshalEncrypted(newEd25519(), "secret")
+	block, err := gosshMarshalEncrypted(sshdtest.NewEd25519(), "secret")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rustypipe/rustypipe/exec"
 	"github.com/rustypipe/rustypipe/exec/exectest"
+	"github.com/rustypipe/rustypipe/internal/sshdtest"
 )
 
 func TestConformance(t *testing.T) {
@@ -45,7 +46,7 @@ func TestConformance(t *testing.T) {
 // checkRemoteDirEmpty checks that every run directory has been removed.
 func (f *fixture) checkRemoteDirEmpty(t *testing.T) {
 	t.Helper()
-	ents, err := os.ReadDir(f.remoteDir)
+	ents, err := os.ReadDir(f.RemoteDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestRemoteEnvironment(t *testing.T) {
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("Run: %+v, %v; stderr %q", res, err, errOut)
 	}
-	if got, want := out.String(), want+"|"+f.a.tmpdir+"|last wins|unset\n"; got != want {
+	if got, want := out.String(), want+"|"+f.a.TmpDir+"|last wins|unset\n"; got != want {
 		t.Errorf("stdout = %q, want %q", got, want)
 	}
 }
@@ -202,8 +203,8 @@ func TestSpreadOverHosts(t *testing.T) {
 			t.Errorf("task %d saw %d tasks at once on %s; the limit is %d", i, n, fields[0], limit)
 		}
 	}
-	if used[f.a.tmpdir] == 0 || used[f.b.tmpdir] == 0 || used[f.a.tmpdir]+used[f.b.tmpdir] != tasks {
-		t.Errorf("tasks per host = %v; want both %s and %s used", used, f.a.tmpdir, f.b.tmpdir)
+	if used[f.a.TmpDir] == 0 || used[f.b.TmpDir] == 0 || used[f.a.TmpDir]+used[f.b.TmpDir] != tasks {
+		t.Errorf("tasks per host = %v; want both %s and %s used", used, f.a.TmpDir, f.b.TmpDir)
 	}
 }
 
@@ -228,7 +229,7 @@ func TestUnknownHostKeyRefused(t *testing.T) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
 	}
-	if !slices.ContainsFunc(f.a.pubs, func(k gossh.PublicKey) bool { return gossh.FingerprintSHA256(k) == fp }) {
+	if !slices.ContainsFunc(f.a.Keys, func(k gossh.PublicKey) bool { return gossh.FingerprintSHA256(k) == fp }) {
 		t.Errorf("fingerprint %s is not one of the host's keys", fp)
 	}
 	if out.String() != "" {
@@ -247,7 +248,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 	cfg := f.config(f.a)
 	// known_hosts lists host b's key under host a's address.
 	cfg.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
-	writeFile(t, cfg.KnownHosts, knownHostsLine(f.a.addr, f.b.pubs[0]), 0o600)
+	writeFile(t, cfg.KnownHosts, sshdtest.KnownHostsLine(f.a.Addr, f.b.Keys[0]), 0o600)
 	b, _ := newTestBackend(t, cfg)
 	sp, _, _ := spec(t, t.TempDir(), "echo ran")
 	res, err := b.Run(context.Background(), sp)
@@ -255,12 +256,12 @@ func TestChangedHostKeyRefused(t *testing.T) {
 	if res != nil || !errors.As(err, &hk) || len(hk.Want) != 1 {
 		t.Fatalf("Run = %+v, %v; want a nil Result and a changed-key *HostKeyError", res, err)
 	}
-	for _, want := range []string{"CHANGED", "attack", gossh.FingerprintSHA256(f.b.pubs[0]), "ssh-keygen -R"} {
+	for _, want := range []string{"CHANGED", "attack", gossh.FingerprintSHA256(f.b.Keys[0]), "ssh-keygen -R"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
 	}
-	if got, _ := os.ReadFile(cfg.KnownHosts); string(got) != knownHostsLine(f.a.addr, f.b.pubs[0]) {
+	if got, _ := os.ReadFile(cfg.KnownHosts); string(got) != sshdtest.KnownHostsLine(f.a.Addr, f.b.Keys[0]) {
 		t.Errorf("known_hosts was changed: %q", got)
 	}
 }
@@ -269,11 +270,11 @@ func TestChangedHostKeyRefused(t *testing.T) {
 // refuses the same address when it presents another key.
 func TestAcceptNew(t *testing.T) {
 	f := requireSSHD(t)
-	c, err := f.startSSHD("c", loopback(2), 0, nil)
+	c, err := f.StartServer(sshdtest.Loopback(2), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { c.stop() }()
+	defer func() { c.Stop() }()
 	kh := filepath.Join(t.TempDir(), "sub", "known_hosts") // the directory is made too
 	cfg := f.config(c)
 	cfg.KnownHosts = kh
@@ -297,7 +298,7 @@ func TestAcceptNew(t *testing.T) {
 	}
 	// The client offers its preferred algorithm to a new host (ECDSA), so
 	// that is the key recorded.
-	if want := knownHostsLine(c.addr, c.pubs[1]); string(recorded) != want {
+	if want := sshdtest.KnownHostsLine(c.Addr, c.Keys[1]); string(recorded) != want {
 		t.Fatalf("known_hosts = %q, want %q", recorded, want)
 	}
 	if res, err := run(); err != nil || res.ExitCode != 0 {
@@ -305,10 +306,8 @@ func TestAcceptNew(t *testing.T) {
 	}
 
 	// The same address with new host keys: refused, and not recorded.
-	port := c.addr[strings.LastIndexByte(c.addr, ':')+1:]
-	c.stop()
-	p, _ := strconv.Atoi(port)
-	if c, err = f.startSSHD("c2", loopback(2), p, nil); err != nil {
+	c.Stop()
+	if c, err = f.StartServer(sshdtest.Loopback(2), c.Port); err != nil {
 		t.Fatal(err)
 	}
 	res, err := run()
@@ -327,26 +326,26 @@ func TestAcceptNew(t *testing.T) {
 // it.
 func TestSeveralHostKeyTypes(t *testing.T) {
 	f := requireSSHD(t)
-	cb, err := knownhosts.New(f.knownHosts)
+	cb, err := knownhosts.New(f.KnownHosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pem, _ := os.ReadFile(f.userKey)
+	pem, _ := os.ReadFile(f.IdentityFile)
 	signer, _ := gossh.ParsePrivateKey(pem)
-	_, err = gossh.Dial("tcp", f.a.addr, &gossh.ClientConfig{
-		User: f.user, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: cb,
+	_, err = gossh.Dial("tcp", f.a.Addr, &gossh.ClientConfig{
+		User: f.User, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: cb,
 	})
 	var ke *knownhosts.KeyError
 	if !errors.As(err, &ke) || len(ke.Want) == 0 {
 		t.Fatalf("plain client: err = %v; want the false mismatch this test is about", err)
 	}
 
-	kh, err := newKnownHosts(f.knownHosts, PolicyStrict)
+	kh, err := newKnownHosts(f.KnownHosts, PolicyStrict)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := kh.algorithms(f.a.addr), []string{gossh.KeyAlgoED25519}; !slices.Equal(got, want) {
-		t.Errorf("algorithms(%s) = %q, want %q", f.a.addr, got, want)
+	if got, want := kh.algorithms(f.a.Addr), []string{gossh.KeyAlgoED25519}; !slices.Equal(got, want) {
+		t.Errorf("algorithms(%s) = %q, want %q", f.a.Addr, got, want)
 	}
 	if got := kh.algorithms("127.9.9.9:22"); got != nil {
 		t.Errorf("algorithms for an unknown host = %q, want nil (the defaults)", got)
@@ -361,7 +360,7 @@ func TestSeveralHostKeyTypes(t *testing.T) {
 func TestWrongUserKeyRefused(t *testing.T) {
 	f := requireSSHD(t)
 	dir := t.TempDir()
-	key, err := writeKey(dir, "stranger", newEd25519())
+	key, err := sshdtest.WriteKey(dir, "stranger", sshdtest.NewEd25519())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +452,7 @@ func TestHostDown(t *testing.T) {
 		sp, out, errOut := spec(t, t.TempDir(), `echo "$TMPDIR"`)
 		wg.Go(func() {
 			res, err := b.Run(context.Background(), sp)
-			if err != nil || res.ExitCode != 0 || strings.TrimSpace(out.String()) != f.b.tmpdir {
+			if err != nil || res.ExitCode != 0 || strings.TrimSpace(out.String()) != f.b.TmpDir {
 				t.Errorf("task %d: %+v, %v; stdout %q, stderr %q", i, res, err, out, errOut)
 			}
 		})
@@ -465,7 +464,7 @@ func TestHostDown(t *testing.T) {
 	}
 
 	// With every host down, Run fails with a retryable error.
-	b2, _ := newTestBackend(t, Config{Hosts: []string{down}, IdentityFiles: []string{f.userKey}, KnownHosts: f.knownHosts, User: f.user})
+	b2, _ := newTestBackend(t, Config{Hosts: []string{down}, IdentityFiles: []string{f.IdentityFile}, KnownHosts: f.KnownHosts, User: f.User})
 	sp, _, _ := spec(t, t.TempDir(), "echo ran")
 	if res, err := b2.Run(context.Background(), sp); res != nil || !errors.Is(err, ErrConnect) || errors.Is(err, exec.ErrStart) {
 		t.Errorf("all hosts down: Run = %+v, %v; want a nil Result and ErrConnect", res, err)
@@ -474,12 +473,12 @@ func TestHostDown(t *testing.T) {
 
 // downAddr returns a loopback address where nothing listens.
 func downAddr(t *testing.T) string {
-	s, err := fx.startSSHD("down", loopback(3), 0, nil)
+	s, err := fx.StartServer(sshdtest.Loopback(3), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.stop()
-	return s.addr
+	s.Stop()
+	return s.Addr
 }
 
 func TestIdentity(t *testing.T) {
@@ -507,13 +506,13 @@ func TestSSHConfigAlias(t *testing.T) {
 	f := requireSSHD(t)
 	home := t.TempDir()
 	t.Setenv("HOME", home)
-	host, port, _ := strings.Cut(f.a.addr, ":")
+	host, port, _ := strings.Cut(f.a.Addr, ":")
 	writeFile(t, filepath.Join(home, ".ssh", "config"), fmt.Sprintf(
-		"Host buildbox\n  HostName %s\n  Port %s\n  User %s\n  IdentityFile %s\n", host, port, f.user, f.userKey), 0o600)
-	b, _ := newTestBackend(t, Config{Hosts: []string{"buildbox"}, KnownHosts: f.knownHosts, RemoteDir: f.remoteDir})
+		"Host buildbox\n  HostName %s\n  Port %s\n  User %s\n  IdentityFile %s\n", host, port, f.User, f.IdentityFile), 0o600)
+	b, _ := newTestBackend(t, Config{Hosts: []string{"buildbox"}, KnownHosts: f.KnownHosts, RemoteDir: f.RemoteDir})
 	sp, out, errOut := spec(t, t.TempDir(), `echo "$TMPDIR"`)
 	res, err := b.Run(context.Background(), sp)
-	if err != nil || res.ExitCode != 0 || strings.TrimSpace(out.String()) != f.a.tmpdir {
+	if err != nil || res.ExitCode != 0 || strings.TrimSpace(out.String()) != f.a.TmpDir {
 		t.Errorf("Run = %+v, %v; stdout %q, stderr %q", res, err, out, errOut)
 	}
 }
@@ -537,7 +536,7 @@ func TestClosedBackend(t *testing.T) {
 func TestAgentAuth(t *testing.T) {
 	f := requireSSHD(t)
 	dir := t.TempDir()
-	pemBytes, err := os.ReadFile(f.userKey)
+	pemBytes, err := os.ReadFile(f.IdentityFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +594,7 @@ func TestConnectionLost(t *testing.T) {
 	b, l := newTestBackend(t, cfg)
 	// The task waits for a file that the test makes once Run has returned,
 	// so it outlives the connection whatever the timing, and then ends.
-	gate := filepath.Join(f.a.tmpdir, strings.ReplaceAll(t.Name(), "/", "_")+"-gate")
+	gate := filepath.Join(f.a.TmpDir, strings.ReplaceAll(t.Name(), "/", "_")+"-gate")
 	defer os.Remove(gate)
 	sp, out, _ := spec(t, t.TempDir(), `echo started; while [ ! -e "$TMPDIR/`+filepath.Base(gate)+`" ]; do sleep 0.1; done`)
 	go func() {
