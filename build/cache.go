@@ -121,13 +121,13 @@ func (c *cacheLayer) identity(ctx context.Context, b *builder, id int) (string, 
 // not cached.
 func (c *cacheLayer) computeKey(ctx context.Context, b *builder, id int, script string, refEnv []string, deps func(int) *outputMeta) (*keyed, bool, error) {
 	t := c.plan.Tasks[id]
-	paths, err := hashing.ExpandGlobs(c.plan.Workspace, t.Inputs)
+	inputs, err := c.memo.Expand(c.plan.Workspace, t.Inputs)
 	if err != nil {
 		return nil, false, fmt.Errorf("task %q: inputs: %w", t.Name, err)
 	}
-	inputs, err := c.digestAll(paths)
-	if err != nil {
-		return nil, false, fmt.Errorf("task %q: inputs: %w", t.Name, err)
+	paths := make([]string, len(inputs))
+	for i, in := range inputs {
+		paths[i] = in.Path
 	}
 	r := &hashing.Recipe{
 		Command: script,
@@ -433,11 +433,7 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdoutPath s
 		warn(fmt.Errorf("an input changed while the task ran; result not cached"))
 		return out, nil
 	}
-	paths, err := hashing.ExpandGlobs(c.plan.Workspace, t.Outputs)
-	if err != nil {
-		return nil, fmt.Errorf("task %q: outputs: %w", t.Name, err)
-	}
-	files, err := c.digestAll(paths)
+	files, err := c.memo.Expand(c.plan.Workspace, t.Outputs)
 	if err != nil {
 		return nil, fmt.Errorf("task %q: outputs: %w", t.Name, err)
 	}

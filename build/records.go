@@ -183,7 +183,7 @@ func (d *runDir) writeRun(s *Summary) error {
 		rec.Tasks = append(rec.Tasks, TaskSummary{Name: snap.Name, Status: snap.Status, DurationMS: snap.DurationMS,
 			Cache: snap.Cache, Key: snap.Key, File: snap.file})
 	}
-	return writeJSON(filepath.Join(d.dir, "run.json"), &rec)
+	return writeJSONCompact(filepath.Join(d.dir, "run.json"), &rec)
 }
 
 // weights are the scheduler's per-task costs: each task's duration when it
@@ -272,6 +272,7 @@ func LogPath(workspace, runID, task string) (string, error) {
 	return "", fmt.Errorf("no recorded run has a log for task %q", task)
 }
 
+// writeJSON writes v indented, through a temporary file.
 func writeJSON(path string, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -279,8 +280,22 @@ func writeJSON(path string, v any) error {
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("build: encode %s: %w", filepath.Base(path), err)
 	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+// writeJSONCompact is writeJSON without indentation, for run.json, which
+// lists every task and is written by every build, no-op builds included.
+func writeJSONCompact(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("build: encode %s: %w", filepath.Base(path), err)
+	}
+	return writeFileAtomic(path, append(data, '\n'))
+}
+
+func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return fmt.Errorf("build: write %s: %w", filepath.Base(path), err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -153,3 +153,59 @@ func (w workspaceFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	}
 	return ents, notExist("readdir", name, err)
 }
+
+// Expand digests the files that patterns match under root (see
+// ExpandGlobsUnmatched for the rules), sorted by path and without
+// duplicates. A pattern without wildcards, the common case of one named
+// file, costs a single lstat: it is not walked as a glob. Safe for
+// concurrent use.
+func (m *Memo) Expand(root string, patterns []string) ([]FileEntry, error) {
+	var (
+		out   []FileEntry
+		globs []string
+		seen  = map[string]bool{}
+	)
+	for _, p := range patterns {
+		clean, err := cleanPattern(p)
+		if err != nil {
+			return nil, fmt.Errorf("hashing: expand glob %q: %w", p, err)
+		}
+		if strings.ContainsAny(clean, `*?[{\`) {
+			globs = append(globs, p)
+			continue
+		}
+		if clean == "." || inStateDir(clean) || seen[clean] {
+			continue
+		}
+		full := filepath.Join(root, filepath.FromSlash(clean))
+		fi, err := os.Lstat(full)
+		if err != nil || fi.IsDir() {
+			continue // a missing file or a directory matches nothing
+		}
+		e, err := m.digestInfo(full, clean, fi)
+		if err != nil {
+			return nil, fmt.Errorf("hashing: digest %s: %w", clean, err)
+		}
+		seen[clean] = true
+		out = append(out, e)
+	}
+	if len(globs) > 0 {
+		paths, err := ExpandGlobs(root, globs)
+		if err != nil {
+			return nil, err
+		}
+		for _, rel := range paths {
+			if seen[rel] {
+				continue
+			}
+			e, err := m.Digest(root, rel)
+			if err != nil {
+				return nil, err
+			}
+			seen[rel] = true
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b FileEntry) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
+}

@@ -127,3 +127,36 @@ func TestExpandGlobsSymlinks(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoExpandMatchesGlobsThenDigest(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"a.txt", "src/b.c", "src/c.c", "src/d.h", ".rustypipe/x"} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(root, f), []byte(f), 0o644)
+	}
+	os.Mkdir(filepath.Join(root, "dir"), 0o755)
+	m, _ := OpenMemo("")
+	patterns := []string{"src/*.c", "a.txt", "missing.txt", "dir", "src/b.c", ".rustypipe/x", "./a.txt"}
+	got, err := m.Expand(root, patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := ExpandGlobs(root, patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(paths) {
+		t.Fatalf("Expand gave %v, ExpandGlobs %v", got, paths)
+	}
+	for i, e := range got {
+		want, err := m.Digest(root, paths[i])
+		if err != nil || e != want {
+			t.Errorf("entry %d: %+v, want %+v (%v)", i, e, want, err)
+		}
+	}
+	for _, bad := range []string{"/etc/passwd", "../x", "C:/x"} {
+		if _, err := m.Expand(root, []string{bad}); err == nil {
+			t.Errorf("Expand accepted %q", bad)
+		}
+	}
+}

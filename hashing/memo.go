@@ -152,6 +152,11 @@ func (m *Memo) Digest(root, rel string) (FileEntry, error) {
 	if err != nil {
 		return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", clean, err)
 	}
+	return m.digestInfo(full, clean, fi)
+}
+
+// digestInfo is Digest for a file whose Lstat result is at hand.
+func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error) {
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		target, err := os.Readlink(full)
