@@ -314,43 +314,33 @@ func (c *cacheLayer) restore(ctx context.Context, b *builder, id int, key hashin
 		files = append(files, fileEntryOf(f))
 	}
 	// Replay the streams into the run's files, the log and the console.
-	logf, err := b.dir.openLog(r)
-	if err != nil {
-		return nil, 0, err
-	}
+	logf := b.dir.openLog(r)
 	defer logf.Close()
-	fmt.Fprintf(logf, "=== %q restored from the cache (key %s)\n", t.Name, key)
+	logf.header("=== %q restored from the cache (key %s)\n", t.Name, key)
 	cout, cerr := b.opts.Reporter.TaskWriters(r)
 	defer cout.Close()
 	defer cerr.Close()
-	stdoutPath := b.dir.stdoutPath(r)
+	stdout := newCapture(b.dir.stdoutPath(r))
 	for _, s := range []struct {
-		ref  cas.BlobRef
-		path string
-		w    io.Writer
-	}{{a.Stdout, stdoutPath, cout}, {a.Stderr, b.dir.stderrPath(r), cerr}} {
+		ref cas.BlobRef
+		w   io.Writer
+	}{{a.Stdout, io.MultiWriter(stdout, logf, cout)}, {a.Stderr, io.MultiWriter(logf, cerr)}} {
 		if s.ref.Size == 0 {
-			os.WriteFile(s.path, nil, 0o644)
 			continue
 		}
-		f, err := os.Create(s.path)
+		_, err = c.copyBlob(ctx, st, s.ref.Digest, func(rd io.Reader) (int64, error) { return io.Copy(s.w, rd) })
 		if err != nil {
-			return nil, 0, err
-		}
-		_, err = c.copyBlob(ctx, st, s.ref.Digest, func(rd io.Reader) (int64, error) {
-			return io.Copy(io.MultiWriter(f, logf, s.w), rd)
-		})
-		f.Close()
-		if err != nil {
+			stdout.close()
 			return nil, 0, c.dropBad(ctx, st, key, err)
 		}
 		total += s.ref.Size
 	}
+	stdout.close()
 	m := hashing.Manifest{Stdout: hashing.Digest(a.Stdout.Digest), Files: files}
 	md := m.Digest()
-	stdout, ok := readSmall(stdoutPath)
-	c.state.put(t.Name, &stateEntry{Key: key, Manifest: md, Files: files, Stdout: stdout, HasOut: ok})
-	return &taskOutput{stdoutPath: stdoutPath, meta: &outputMeta{manifest: md}}, total, nil
+	small, ok := stdout.small()
+	c.state.put(t.Name, &stateEntry{Key: key, Manifest: md, Files: files, Stdout: small, HasOut: ok})
+	return &taskOutput{stdout: stdout, meta: &outputMeta{manifest: md}}, total, nil
 }
 
 // copyBlob streams a verified blob into use.
@@ -373,25 +363,6 @@ func (c *cacheLayer) dropBad(ctx context.Context, st *cas.Store, key hashing.Key
 	return fmt.Errorf("cache entry %s could not be restored: %w", key.String()[:12], err)
 }
 
-// maxStateStdout bounds the stdout kept in the workspace state for the
-// up-to-date fast path; larger outputs are restored from the store.
-const maxStateStdout = 64 << 10
-
-func readSmall(path string) ([]byte, bool) {
-	st, err := os.Stat(path)
-	if err != nil || st.Size() > maxStateStdout {
-		return nil, false
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, false
-	}
-	if data == nil {
-		data = []byte{}
-	}
-	return data, true
-}
-
 func (c *cacheLayer) inputFiles(id int) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -408,8 +379,11 @@ func (c *cacheLayer) inputFiles(id int) []string {
 // store records a successful run: output files and streams into the store,
 // then the action, then the workspace state. Failures to write the cache are
 // warnings on the task, never failures of the task.
-func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdoutPath string) (*taskOutput, error) {
-	out := &taskOutput{stdoutPath: stdoutPath}
+// A task's stdout is kept in the workspace state, for the up-to-date fast
+// path, only while it is small (captureMem); larger ones are restored from
+// the store.
+func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdout, stderr *capture) (*taskOutput, error) {
+	out := &taskOutput{stdout: stdout}
 	if !c.opts.on() {
 		return out, nil
 	}
@@ -440,25 +414,21 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdoutPath s
 	if len(t.Outputs) > 0 && len(files) == 0 {
 		warn(fmt.Errorf("declared outputs %v matched no files", t.Outputs))
 	}
-	stdoutD, err := digestPath(stdoutPath)
-	if err != nil {
-		return nil, fmt.Errorf("task %q: stdout: %w", t.Name, err)
-	}
-	m := hashing.Manifest{Stdout: stdoutD, Files: files}
+	m := hashing.Manifest{Stdout: stdout.digest(), Files: files}
 	out.meta = &outputMeta{manifest: m.Digest()}
-	if stdout, ok := readSmall(stdoutPath); ok {
-		c.state.put(t.Name, &stateEntry{Key: k.key, Manifest: m.Digest(), Files: files, Stdout: stdout, HasOut: true})
+	if small, ok := stdout.small(); ok {
+		c.state.put(t.Name, &stateEntry{Key: k.key, Manifest: m.Digest(), Files: files, Stdout: small, HasOut: true})
 	}
 	if !c.opts.writes() {
 		return out, nil
 	}
-	if err := c.put(ctx, b, id, k, files, stdoutPath); err != nil {
+	if err := c.put(ctx, b, id, k, files, stdout, stderr); err != nil {
 		warn(fmt.Errorf("cache write failed: %w", err))
 	}
 	return out, nil
 }
 
-func (c *cacheLayer) put(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, stdoutPath string) error {
+func (c *cacheLayer) put(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, stdout, stderr *capture) error {
 	t := c.plan.Tasks[id]
 	r := b.records[id]
 	st, err := c.sess.acquire(ctx, true)
@@ -488,10 +458,10 @@ func (c *cacheLayer) put(ctx context.Context, b *builder, id int, k *keyed, file
 		}
 		a.Files = append(a.Files, of)
 	}
-	if a.Stdout, err = st.PutFile(ctx, stdoutPath); err != nil {
+	if a.Stdout, err = putCapture(ctx, st, stdout); err != nil {
 		return err
 	}
-	if a.Stderr, err = st.PutFile(ctx, b.dir.stderrPath(r)); err != nil {
+	if a.Stderr, err = putCapture(ctx, st, stderr); err != nil {
 		return err
 	}
 	if a.Preimage, err = json.Marshal(k.preimage); err != nil {
@@ -529,16 +499,19 @@ func fileEntryOf(f cas.OutputFile) hashing.FileEntry {
 	return hashing.FileEntry{Path: f.Path, Mode: uint32(f.Mode.Perm()), Digest: hashing.Digest(f.Digest)}
 }
 
-// digestPath hashes a file outside the workspace (a task's captured stdout).
-func digestPath(path string) (hashing.Digest, error) {
-	f, err := os.Open(path)
+// putCapture stores a captured stream; an empty one needs no blob.
+func putCapture(ctx context.Context, st *cas.Store, c *capture) (cas.BlobRef, error) {
+	if c.size() == 0 {
+		return cas.EmptyBlob, nil
+	}
+	rc, err := c.open()
 	if err != nil {
-		return hashing.Digest{}, err
+		return cas.BlobRef{}, err
 	}
-	defer f.Close()
-	d := hashing.NewDigester()
-	if _, err := io.Copy(d, f); err != nil {
-		return hashing.Digest{}, err
+	defer rc.Close()
+	d := c.digest()
+	if err := st.PutBlob(ctx, d, c.size(), rc); err != nil {
+		return cas.BlobRef{}, err
 	}
-	return d.Sum(), nil
+	return cas.BlobRef{Digest: d, Size: c.size()}, nil
 }

@@ -60,6 +60,7 @@ type TaskRecord struct {
 	Reason      string     `json:"reason,omitempty"`
 	ExitCode    int        `json:"exit_code"`
 	Attempts    []*Attempt `json:"attempts"`
+	MaxAttempts int        `json:"max_attempts,omitempty"`
 	Started     time.Time  `json:"started,omitzero"`
 	Finished    time.Time  `json:"finished,omitzero"`
 	DurationMS  int64      `json:"duration_ms"`
@@ -101,7 +102,7 @@ func (r *TaskRecord) Snapshot() *TaskRecord {
 	defer r.mu.Unlock()
 	c := &TaskRecord{
 		Name: r.Name, Description: r.Description, Backend: r.Backend, Command: r.Command,
-		Status: r.Status, Reason: r.Reason, ExitCode: r.ExitCode, Attempts: append([]*Attempt(nil), r.Attempts...),
+		Status: r.Status, Reason: r.Reason, ExitCode: r.ExitCode, Attempts: append([]*Attempt(nil), r.Attempts...), MaxAttempts: r.MaxAttempts,
 		Started: r.Started, Finished: r.Finished, DurationMS: r.DurationMS, Key: r.Key, Cache: r.Cache,
 		BytesRestored: r.BytesRestored, HashMS: r.HashMS, CacheWarning: r.CacheWarning, file: r.file,
 	}
@@ -137,12 +138,64 @@ func newRunDir(pl *Plan, runID string) (*runDir, error) {
 	return &runDir{dir: dir}, nil
 }
 
-func (d *runDir) openLog(r *TaskRecord) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(d.dir, r.file+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("build: task log: %w", err)
+// taskLog is a task's log file, <task>.log. It is created at the first byte
+// of task output, with the headers written so far: a task that prints
+// nothing costs no file (creating files is a large part of a cold build's
+// time), and its attempts are in its JSON record, from which LogText
+// renders the same headers. Safe for concurrent use by a task's two
+// streams.
+type taskLog struct {
+	mu      sync.Mutex
+	path    string
+	f       *os.File
+	pending []byte
+	err     error
+}
+
+func (d *runDir) openLog(r *TaskRecord) *taskLog {
+	return &taskLog{path: filepath.Join(d.dir, r.file+".log")}
+}
+
+// header adds a line of rustypipe's own to the log.
+func (l *taskLog) header(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	line := fmt.Appendf(nil, format, args...)
+	if l.f == nil {
+		l.pending = append(l.pending, line...)
+		return
 	}
-	return f, nil
+	l.f.Write(line)
+}
+
+// Write adds task output, creating the file on first use.
+func (l *taskLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return len(p), nil // a broken log must not fail the task
+	}
+	if l.f == nil {
+		f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			l.err = err
+			return len(p), nil
+		}
+		l.f = f
+		f.Write(l.pending)
+		l.pending = nil
+	}
+	l.f.Write(p)
+	return len(p), nil
+}
+
+func (l *taskLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
 }
 
 func (d *runDir) stdoutPath(r *TaskRecord) string { return filepath.Join(d.dir, r.file+".stdout") }
@@ -150,7 +203,12 @@ func (d *runDir) stdoutPath(r *TaskRecord) string { return filepath.Join(d.dir, 
 func (d *runDir) stderrPath(r *TaskRecord) string { return filepath.Join(d.dir, r.file+".stderr") }
 
 func (d *runDir) writeTask(r *TaskRecord) {
-	writeJSON(filepath.Join(d.dir, r.file+".json"), r.Snapshot())
+	data, err := json.MarshalIndent(r.Snapshot(), "", "  ")
+	if err == nil {
+		// Not through a temporary file: a record is written once, and a
+		// rename per task showed in cold-build profiles.
+		os.WriteFile(filepath.Join(d.dir, r.file+".json"), append(data, '\n'), 0o644)
+	}
 }
 
 // RunRecord is run.json.
@@ -246,21 +304,29 @@ func ListRuns(workspace string) ([]*RunRecord, error) {
 	return runs, nil
 }
 
-// LogPath finds the log of task in the given run ("" for the newest run that
-// has one).
-func LogPath(workspace, runID, task string) (string, error) {
+// LogText returns the log of task in the given run ("" for the newest run
+// that ran it): its log file, or, for a task that printed nothing, the
+// attempt headers rendered from its JSON record.
+func LogText(workspace, runID, task string) (string, error) {
 	runs, err := ListRuns(workspace)
 	if err != nil {
 		return "", err
 	}
-	name := safeName(task) + ".log"
-	for _, r := range runs {
-		if runID != "" && r.RunID != runID {
+	stem := safeName(task)
+	for _, run := range runs {
+		if runID != "" && run.RunID != runID {
 			continue
 		}
-		p := filepath.Join(RunsDir(workspace), r.RunID, name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
+		dir := filepath.Join(RunsDir(workspace), run.RunID)
+		if data, err := os.ReadFile(filepath.Join(dir, stem+".log")); err == nil {
+			return string(data), nil
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, stem+".json")); err == nil {
+			var rec TaskRecord
+			if err := json.Unmarshal(data, &rec); err != nil {
+				return "", fmt.Errorf("run %s: record of %q: %w", run.RunID, task, err)
+			}
+			return renderLog(&rec), nil
 		}
 		if runID != "" {
 			return "", fmt.Errorf("run %s has no log for task %q", runID, task)
@@ -272,7 +338,23 @@ func LogPath(workspace, runID, task string) (string, error) {
 	return "", fmt.Errorf("no recorded run has a log for task %q", task)
 }
 
-// writeJSON writes v indented, through a temporary file.
+// renderLog writes the headers a silent task's log would have held.
+func renderLog(r *TaskRecord) string {
+	var b strings.Builder
+	if r.Cache == "hit" {
+		fmt.Fprintf(&b, "=== %q restored from the cache (key %s)\n", r.Name, r.Key)
+	}
+	for _, a := range r.Attempts {
+		fmt.Fprintf(&b, "=== attempt %d/%d of %q at %s on %s\n$ %s\n", a.Number, max(r.MaxAttempts, a.Number), r.Name, a.Started.UTC().Format(time.RFC3339), r.Backend, r.Command)
+		fmt.Fprintf(&b, "=== attempt %d %s (exit code %d) after %s\n", a.Number, a.Status, a.ExitCode, (time.Duration(a.DurationMS) * time.Millisecond).Round(time.Millisecond))
+	}
+	if len(r.Attempts) == 0 && r.Cache != "hit" {
+		fmt.Fprintf(&b, "=== %q %s: %s\n", r.Name, r.Status, r.Reason)
+	}
+	fmt.Fprintf(&b, "(the task printed nothing)\n")
+	return b.String()
+}
+
 func writeJSON(path string, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -7,12 +7,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rustypipe/rustypipe/exec"
@@ -71,13 +69,12 @@ func (b *builder) visit(ctx context.Context, id int) error {
 
 	backend := o.Backends[backendName(t)]
 	pol := retryPolicyOf(t)
-	logf, err := b.dir.openLog(r)
-	if err != nil {
-		return b.finishEarly(r, StatusFailed, err)
-	}
-	defer logf.Close()
-	log := &lockedWriter{w: logf}
-	stdoutPath, stderrPath := b.dir.stdoutPath(r), b.dir.stderrPath(r)
+	r.mu.Lock()
+	r.MaxAttempts = pol.attempts
+	r.mu.Unlock()
+	log := b.dir.openLog(r)
+	defer log.Close()
+	stdout, stderr := newCapture(b.dir.stdoutPath(r)), newCapture(b.dir.stderrPath(r))
 
 	var (
 		status   Status
@@ -85,17 +82,10 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		reason   string
 	)
 	for attempt := 1; ; attempt++ {
-		out, err := os.Create(stdoutPath)
-		if err != nil {
-			return b.finishEarly(r, StatusFailed, fmt.Errorf("build: task %q: %w", t.Name, err))
-		}
-		errf, err := os.Create(stderrPath)
-		if err != nil {
-			out.Close()
-			return b.finishEarly(r, StatusFailed, fmt.Errorf("build: task %q: %w", t.Name, err))
-		}
+		stdout.reset()
+		stderr.reset()
 		a := &Attempt{Number: attempt, Started: o.Now()}
-		fmt.Fprintf(log, "=== attempt %d/%d of %q at %s on %s\n$ %s\n", attempt, pol.attempts, t.Name,
+		log.header("=== attempt %d/%d of %q at %s on %s\n$ %s\n", attempt, pol.attempts, t.Name,
 			a.Started.UTC().Format(time.RFC3339), backendName(t), script)
 		o.Reporter.TaskStarted(r, attempt)
 		cout, cerr := o.Reporter.TaskWriters(r)
@@ -104,7 +94,7 @@ func (b *builder) visit(ctx context.Context, id int) error {
 			Script: script, Shell: shellOf(b.plan.Pipeline, t), Env: env,
 			Workspace: b.plan.Workspace, Dir: dirOf(b.plan.Pipeline, t),
 			Inputs: b.cache.inputFiles(id), Outputs: t.Outputs, Image: t.Image,
-			Stdout: io.MultiWriter(cout, log, out), Stderr: io.MultiWriter(cerr, log, errf),
+			Stdout: io.MultiWriter(cout, log, stdout), Stderr: io.MultiWriter(cerr, log, stderr),
 			Grace: o.Grace, Kill: o.Kill,
 		}
 		actx, cancel := ctx, context.CancelFunc(func() {})
@@ -116,8 +106,8 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		cancel()
 		cout.Close()
 		cerr.Close()
-		out.Close()
-		errf.Close()
+		stdout.close()
+		stderr.close()
 		a.Finished = o.Now()
 		if res != nil {
 			a.ExitCode, a.Signal = res.ExitCode, res.Signal
@@ -137,7 +127,7 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		default:
 			a.Status = StatusFailed
 		}
-		fmt.Fprintf(log, "=== attempt %d %s (exit code %d) after %s\n", attempt, a.Status, a.ExitCode, a.Finished.Sub(a.Started).Round(time.Millisecond))
+		log.header("=== attempt %d %s (exit code %d) after %s\n", attempt, a.Status, a.ExitCode, a.Finished.Sub(a.Started).Round(time.Millisecond))
 		status, exitCode, reason = a.Status, a.ExitCode, a.Error
 		if status == StatusFailed && reason == "" {
 			reason = fmt.Sprintf("exit code %d", exitCode)
@@ -153,7 +143,7 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		}
 		a.RetryDelayMS = a.RetryDelay.Milliseconds()
 		r.addAttempt(a)
-		fmt.Fprintf(log, "=== retrying in %s\n", a.RetryDelay.Round(time.Millisecond))
+		log.header("=== retrying in %s\n", a.RetryDelay.Round(time.Millisecond))
 		o.Reporter.TaskRetrying(r, a)
 		if !sleepCtx(ctx, a.RetryDelay) {
 			status, reason = StatusCancelled, "interrupted while waiting to retry"
@@ -166,7 +156,7 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		o.state.setDuration(t.Name, last.Finished.Sub(last.Started).Milliseconds())
 	}
 	if status == StatusSucceeded {
-		output, err := b.cache.store(ctx, b, id, stdoutPath)
+		output, err := b.cache.store(ctx, b, id, stdout, stderr)
 		if err != nil {
 			status, reason = StatusFailed, err.Error()
 		} else {
@@ -301,10 +291,10 @@ func dirOf(p *pipeline.Pipeline, t *pipeline.Task) string {
 
 // taskOutput is what a finished task hands to its dependents.
 type taskOutput struct {
-	stdoutPath string // the final attempt's stdout, in the run directory
-	text       string // trimmed stdout, read on first use
-	read       bool
-	meta       any // the cache layer's output manifest, when caching is on
+	stdout *capture // the final attempt's stdout
+	text   string   // trimmed stdout, read on first use
+	read   bool
+	meta   any // the cache layer's output manifest, when caching is on
 }
 
 func (b *builder) setOutput(id int, out *taskOutput) {
@@ -329,7 +319,7 @@ func (b *builder) outputText(id int) (string, error) {
 		return "", fmt.Errorf("the output of task %q is not available (it did not succeed)", name)
 	}
 	if !out.read {
-		f, err := os.Open(out.stdoutPath)
+		f, err := out.stdout.open()
 		if err != nil {
 			return "", fmt.Errorf("output of task %q: %w", name, err)
 		}
@@ -400,16 +390,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// lockedWriter serialises writes from a task's two streams into one log.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

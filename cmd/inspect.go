@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -154,16 +153,11 @@ func (a *app) logsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			run, _ := c.Flags().GetString("run")
-			path, err := build.LogPath(a.workspace(), run, args[0])
+			text, err := build.LogText(a.workspace(), run, args[0])
 			if err != nil {
 				return err
 			}
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(a.stdout, f)
+			_, err = io.WriteString(a.stdout, text)
 			return err
 		},
 	}
