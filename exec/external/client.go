@@ -21,7 +21,10 @@ var (
 
 // ErrHelperExited is wrapped by the error of every run and identity request
 // that was in flight when the helper process exited or was stopped, and by
-// Close's error when the helper did not exit cleanly.
+// Close's error when the helper did not exit cleanly. Unless Close had
+// asked the helper to exit, such an error (and one about a helper that
+// broke the protocol) also wraps exec.ErrUnavailable: the task did not
+// fail, its backend did, and the next attempt gets a new helper.
 var ErrHelperExited = errors.New("helper exited")
 
 // Time limits of the client. They are variables so that tests can shorten
@@ -135,9 +138,11 @@ func New(o Options) *Backend {
 // Errors: a helper that cannot be started, refuses the configuration or
 // speaks another protocol version, and a task the helper could not start,
 // wrap exec.ErrStart with a nil Result. A helper that exits while the task
-// runs fails it with an error wrapping ErrHelperExited and the last lines
-// of the helper's stderr; the next call starts a new helper. Safe for
-// concurrent use; must not be called after Close.
+// runs fails it with an error wrapping ErrHelperExited and
+// exec.ErrUnavailable, quoting the last lines of the helper's stderr; the
+// next call starts a new helper. A failing s.Stdout or s.Stderr drops the
+// rest of that run's output and returns the Result with the write error.
+// Safe for concurrent use; must not be called after Close.
 func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	if ctx.Err() != nil {
 		return nil, b.stopError(ctx, s.Task, "not started")
@@ -170,10 +175,8 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 		req.TimeoutMS = max(1, millis(time.Until(dl)))
 	}
 	if err := h.w.send(req); err != nil {
-		// The helper closed its stdin: it is exiting, and the reader
-		// reports why within exitWait.
-		<-h.dead
-		return nil, fmt.Errorf("task %q: %w", s.Task, h.err)
+		h.awaitDeath()
+		return nil, h.err
 	}
 	return b.await(ctx, h, c, id, s, staging)
 }
@@ -224,9 +227,9 @@ func (b *Backend) await(ctx context.Context, h *helper, c *call, id string, s *e
 				}
 			}
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("task %q: %w (while stopping: %w)", s.Task, h.err, context.Cause(ctx))
+				return nil, fmt.Errorf("%w (while stopping: %w)", h.err, context.Cause(ctx))
 			}
-			return nil, fmt.Errorf("task %q: %w", s.Task, h.err)
+			return nil, h.err
 		}
 	}
 }
@@ -341,7 +344,7 @@ func (b *Backend) askIdentity(ctx context.Context, h *helper, image, task, works
 		return "", fmt.Errorf("external backend %q: identity of image %q: %w", b.opts.Name, image, err)
 	}
 	if err := h.w.send(&message{Type: typeIdentity, ID: id, Image: image, Task: task, Workspace: workspace}); err != nil {
-		<-h.dead
+		h.awaitDeath()
 		return "", fmt.Errorf("identity: %w", h.err)
 	}
 	select {

@@ -38,10 +38,10 @@
 //     run is dropped. Nothing is written to a Spec's writers after its Run
 //     returned.
 //   - A helper that exits (or breaks the protocol) fails every request in
-//     flight with an error wrapping ErrHelperExited (or ErrProtocol) that
-//     quotes the last lines of its stderr; the next call starts a new
-//     helper, at most once per call. Its stderr otherwise goes to
-//     Options.Log.
+//     flight with an error wrapping ErrHelperExited (or ErrProtocol) and
+//     exec.ErrUnavailable, which quotes the last lines of its stderr; the
+//     next call starts a new helper, at most once per call. Its stderr
+//     otherwise goes to Options.Log.
 //   - Close sends the shutdown message, closes the helper's stdin, and kills
 //     the helper if it has not exited 10 s later.
 //

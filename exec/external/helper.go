@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rustypipe/rustypipe/exec"
 )
 
 const (
@@ -44,6 +46,8 @@ type helper struct {
 	calls map[string]*call // in-flight requests by id
 
 	stopping atomic.Bool   // Close sent the shutdown message
+	killed   chan struct{} // closed by kill: the reader stops waiting for calls
+	killOnce sync.Once
 	exited   chan struct{} // closed when the process has been waited for
 	waitErr  error         // cmd.Wait's error; read after exited
 	readDone chan struct{} // closed when the reader stopped reading
@@ -91,6 +95,7 @@ func (b *Backend) start(ctx context.Context) (h *helper, fatal bool, err error) 
 		hello:    make(chan *message, 1),
 		calls:    make(map[string]*call),
 		exited:   make(chan struct{}),
+		killed:   make(chan struct{}),
 		readDone: make(chan struct{}),
 		dead:     make(chan struct{}),
 	}
@@ -113,16 +118,12 @@ func (b *Backend) start(ctx context.Context) (h *helper, fatal bool, err error) 
 		return nil, fatal, err
 	}
 	if err := h.w.send(&message{Type: typeHello, Protocol: ProtocolVersion, Config: b.opts.Config}); err != nil {
-		// The helper closed its stdin: it is exiting.
-		<-h.dead
+		h.awaitDeath()
 		return nil, false, h.err
 	}
-	timer := time.NewTimer(helloTimeout)
-	defer timer.Stop()
-	select {
-	case m := <-h.hello:
+	answer := func(m *message) (*helper, bool, error) {
 		if m.Type == typeError {
-			return fail(true, fmt.Errorf("external backend %q: helper refused the configuration: %s", name, m.Message))
+			return fail(true, fmt.Errorf("external backend %q: helper refused: %s", name, m.Message))
 		}
 		if m.Protocol != ProtocolVersion {
 			return fail(true, fmt.Errorf("external backend %q: %w: helper %s speaks protocol version %d, this rustypipe speaks %d; install matching versions",
@@ -133,7 +134,21 @@ func (b *Backend) start(ctx context.Context) (h *helper, fatal bool, err error) 
 			h.caps[c] = true
 		}
 		return h, false, nil
+	}
+	timer := time.NewTimer(helloTimeout)
+	defer timer.Stop()
+	select {
+	case m := <-h.hello:
+		return answer(m)
 	case <-h.dead:
+		// A helper that refuses exits at once: its answer may be waiting.
+		select {
+		case m := <-h.hello:
+			if m.Type == typeError {
+				return answer(m)
+			}
+		default:
+		}
 		return nil, false, h.err
 	case <-ctx.Done():
 		return fail(false, fmt.Errorf("external backend %q: start helper: %w", name, context.Cause(ctx)))
@@ -215,22 +230,41 @@ func (h *helper) read() {
 	if h.waitErr != nil {
 		status = h.waitErr.Error()
 	}
+	name := h.b.opts.Name
 	switch {
 	case protocolErr:
-		h.err = fmt.Errorf("external backend %q: %w; helper stopped (%s)%s", h.b.opts.Name, rerr, status, h.tail.String())
+		h.err = &helperError{
+			msg:  fmt.Sprintf("external backend %q: %v; helper stopped (%s)%s", name, rerr, status, h.tail.String()),
+			errs: []error{rerr, exec.ErrUnavailable},
+		}
 	case h.stopping.Load() && h.waitErr == nil:
-		h.err = fmt.Errorf("external backend %q: %w after shutdown", h.b.opts.Name, ErrHelperExited)
+		h.err = fmt.Errorf("external backend %q: %w after shutdown", name, ErrHelperExited)
 	default:
 		if rerr != io.EOF && !errors.Is(rerr, os.ErrClosed) {
 			status += fmt.Sprintf(" (reading its stdout: %v)", rerr)
 		}
-		h.err = fmt.Errorf("external backend %q: %w: %s%s", h.b.opts.Name, ErrHelperExited, status, h.tail.String())
+		h.err = &helperError{
+			msg:  fmt.Sprintf("external backend %q: %v: %s%s", name, ErrHelperExited, status, h.tail.String()),
+			errs: []error{ErrHelperExited, exec.ErrUnavailable},
+		}
 	}
 	close(h.dead)
 }
 
-// deliver queues m for the call it names; messages of calls that are gone
-// are dropped.
+// helperError is the end of a helper that was not asked to end: it wraps
+// ErrHelperExited or the protocol error, and exec.ErrUnavailable, so that
+// the build tries the attempt again (with a new helper).
+type helperError struct {
+	msg  string
+	errs []error
+}
+
+func (e *helperError) Error() string   { return e.msg }
+func (e *helperError) Unwrap() []error { return e.errs }
+
+// deliver queues m for the call it names. Messages of calls that are gone
+// are dropped, and so are all messages once the helper is being killed, so
+// that a run whose writer is stuck cannot keep the reader from ending.
 func (h *helper) deliver(m *message) {
 	h.mu.Lock()
 	c := h.calls[m.ID]
@@ -241,6 +275,7 @@ func (h *helper) deliver(m *message) {
 	select {
 	case c.msgs <- m:
 	case <-c.gone:
+	case <-h.killed:
 	}
 }
 
@@ -259,7 +294,22 @@ func (h *helper) unregister(id string, c *call) {
 	close(c.gone)
 }
 
+// awaitDeath is for a helper whose stdin is broken, which can take no more
+// requests: it waits for it to exit, at most exitWait, then kills it.
+func (h *helper) awaitDeath() {
+	t := time.NewTimer(exitWait)
+	defer t.Stop()
+	select {
+	case <-h.dead:
+		return
+	case <-t.C:
+		h.kill()
+	}
+	<-h.dead
+}
+
 func (h *helper) kill() {
+	h.killOnce.Do(func() { close(h.killed) })
 	_ = h.cmd.Process.Kill()
 }
 

@@ -122,16 +122,20 @@ func newLineReader(r io.Reader) *lineReader {
 }
 
 // next returns the next message. Empty lines are skipped and a trailing
-// "\r" is ignored. At the end of the stream it returns io.EOF (also after a
-// last line without a newline that is blank); a line that is too long or
-// not a JSON object with a type returns an error wrapping ErrProtocol.
+// "\r" is ignored. At the end of the stream it returns io.EOF, or an error
+// wrapping io.ErrUnexpectedEOF when the last line has no newline: a peer
+// that died while writing it. A line that is too long or not a JSON object
+// with a type returns an error wrapping ErrProtocol.
 func (lr *lineReader) next() (*message, error) {
 	for {
 		raw, err := lr.readLine()
-		if len(raw) == 0 {
-			if err != nil {
-				return nil, err
+		if err != nil {
+			if err == io.EOF && len(raw) > 0 {
+				return nil, fmt.Errorf("last line cut off (%s): %w", excerpt(raw), io.ErrUnexpectedEOF)
 			}
+			return nil, err
+		}
+		if len(raw) == 0 {
 			continue
 		}
 		lr.line++
