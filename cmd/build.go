@@ -14,6 +14,7 @@ import (
 
 	"github.com/rustypipe/rustypipe/build"
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/external"
 	"github.com/rustypipe/rustypipe/exec/local"
 	"github.com/rustypipe/rustypipe/pipeline"
 	"github.com/rustypipe/rustypipe/remote/docker"
@@ -189,6 +190,13 @@ func (a *app) backends(plan *build.Plan) (map[string]exec.Backend, error) {
 				return nil, fail(err)
 			}
 			m[name] = b
+		case "external", "kubernetes":
+			eo, err := externalOptions(name, cfg, plan.Workspace)
+			if err != nil {
+				return nil, fail(err)
+			}
+			eo.Log = a.logf
+			m[name] = external.New(eo)
 		default:
 			return nil, usagef("%s:%d:%d: backend %q: type %q is not supported by this build of rustypipe yet",
 				cfg.Pos.File, cfg.Pos.Line, cfg.Pos.Col, name, cfg.Type)
@@ -216,3 +224,40 @@ func (a *app) reporter(tasks, jobs int) (build.Reporter, *os.File) {
 
 // logf prints a backend's notice (an unreachable host, a reaped container).
 func (a *app) logf(msg string) { fmt.Fprintf(a.stderr, "rustypipe: %s\n", msg) }
+
+// kubeHelper is the executable that serves `type: kubernetes` backends over
+// the external-backend protocol. It links client-go, which rustypipe itself
+// does not, so that builds that never use Kubernetes do not pay for it.
+const kubeHelper = "rustypipe-kube"
+
+// externalOptions turns an `external` or `kubernetes` backend's YAML options
+// into the protocol client's options. The helper validates the rest of the
+// options itself, in the handshake.
+func externalOptions(name string, cfg *pipeline.BackendConfig, workspace string) (external.Options, error) {
+	o := external.Options{Name: name, Config: map[string]any{}, TempDir: filepath.Join(workspace, ".rustypipe", "tmp")}
+	for k, v := range cfg.Options {
+		if k != "type" && k != "command" {
+			o.Config[k] = v
+		}
+	}
+	if cfg.Type == "kubernetes" {
+		o.Command = []string{kubeHelper}
+		if _, ok := cfg.Options["command"]; ok {
+			return o, fmt.Errorf("key \"command\": not used by type kubernetes (it runs %s)", kubeHelper)
+		}
+		return o, nil
+	}
+	raw, ok := cfg.Options["command"]
+	list, isList := raw.([]any)
+	if !ok || !isList || len(list) == 0 {
+		return o, fmt.Errorf("key \"command\": type external needs a non-empty list, such as [my-backend, --flag]")
+	}
+	for i, v := range list {
+		s, isStr := v.(string)
+		if !isStr || s == "" {
+			return o, fmt.Errorf("key \"command\": item %d must be a non-empty string", i)
+		}
+		o.Command = append(o.Command, s)
+	}
+	return o, nil
+}

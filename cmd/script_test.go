@@ -3,9 +3,14 @@
 package cmd
 
 import (
+	"context"
+
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/external"
+	"github.com/rustypipe/rustypipe/exec/local"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,6 +26,20 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"rustypipe": func() { os.Exit(Main(os.Args[1:])) },
+		// An external-backend helper serving the local backend, as a user's
+		// own helper would: the protocol end to end through the CLI.
+		"rp-local-helper": func() {
+			err := external.Serve(context.Background(), os.Stdin, os.Stdout, func(cfg map[string]any) (exec.Backend, error) {
+				if v, ok := cfg["refuse"]; ok {
+					return nil, fmt.Errorf("key \"refuse\": %v", v)
+				}
+				return local.New(), nil
+			})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		},
 	})
 }
 

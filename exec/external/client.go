@@ -154,6 +154,9 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 		}
 		return nil, &startError{err: err}
 	}
+	if b.opts.TempDir != "" {
+		os.MkdirAll(b.opts.TempDir, 0o755) // a failure shows in MkdirTemp's error
+	}
 	staging, err := os.MkdirTemp(b.opts.TempDir, "rustypipe-outputs-")
 	if err != nil {
 		return nil, &startError{err: fmt.Errorf("external backend %q: task %q: create output staging directory: %w", b.opts.Name, s.Task, err)}
