@@ -11,6 +11,7 @@ import (
 	"github.com/rustypipe/rustypipe/exec"
 	"github.com/rustypipe/rustypipe/exec/external"
 	"github.com/rustypipe/rustypipe/exec/local"
+	"github.com/rustypipe/rustypipe/remote/kube"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,6 +27,13 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"rustypipe": func() { os.Exit(Main(os.Args[1:])) },
+		// The Kubernetes helper, found beside rustypipe as when installed.
+		"rustypipe-kube": func() {
+			if err := external.Serve(context.Background(), os.Stdin, os.Stdout, kube.HelperBackend); err != nil {
+				fmt.Fprintln(os.Stderr, "rustypipe-kube:", err)
+				os.Exit(1)
+			}
+		},
 		// An external-backend helper serving the local backend, as a user's
 		// own helper would: the protocol end to end through the CLI.
 		"rp-local-helper": func() {
@@ -52,6 +60,9 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("RUSTYPIPE_CACHE_DIR", env.WorkDir+"/.cache")
 			env.Setenv("CI", "true")
+			for _, f := range scriptSetups {
+				f(env)
+			}
 			return nil
 		},
 		Cmds: scriptCmds,
@@ -72,6 +83,9 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"checkdelays": cmdCheckDelays,
 	"bigfile":     cmdBigFile,
 }
+
+// scriptSetups add to every script's environment.
+var scriptSetups []func(env *testscript.Env)
 
 // scriptConds are the conditions the CLI scripts may test, as [name].
 var scriptConds = map[string]func() (bool, error){}

@@ -20,6 +20,21 @@ for svc in scripts/services/*.sh; do
   fi
 done
 
+echo "== kubernetes (a single-node cluster built by scripts/k8s/up.sh; first time ~10 min)"
+export RP_K8S_DIR=${RP_K8S_DIR:-/tmp/rp-k8s}
+if [ "$(id -u)" = 0 ] && scripts/k8s/up.sh > "${TMPDIR:-/tmp}/rustypipe-k8s-up.log" 2>&1; then
+  export KUBECONFIG=$RP_K8S_DIR/kubeconfig
+  trap 'echo "== kubernetes down"; scripts/k8s/down.sh >/dev/null 2>&1 || true' EXIT
+  echo "cluster up (KUBECONFIG=$KUBECONFIG)"
+else
+  if [ "${RUSTYPIPE_TEST_KUBE:-}" = 1 ]; then
+    echo "test.sh: the Kubernetes cluster did not come up and its tests are required; last lines of the log:" >&2
+    tail -n 30 "${TMPDIR:-/tmp}/rustypipe-k8s-up.log" >&2 || true
+    exit 1
+  fi
+  echo "test.sh: no Kubernetes cluster (needs root); its tests will skip"
+fi
+
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi

@@ -5,14 +5,16 @@
 # or compiled from Go modules fetched through the Go module proxy.
 #
 # Idempotent: re-running skips whatever is already built / generated / running.
-#   sudo ./up.sh                               # as root
+# The wrapper modules it builds from are in modules/ (pinned go.mod + go.sum for the default versions).
+#   sudo scripts/k8s/up.sh                     # as root
 #   export KUBECONFIG=$RP_K8S_DIR/state/admin.kubeconfig   (also symlinked at $RP_K8S_DIR/kubeconfig)
 #   $RP_K8S_DIR/bin/podproof                   # proves a pod runs; exit code + logs read via the API
 #   ./down.sh [--purge]
 # Knobs (env): RP_K8S_DIR (/tmp/rp-k8s), K8S_VERSION (1.34.4), ETCD (source|debian; source),
 #   ETCD_VERSION (v3.6.8), CONTAINERD (source|debian; source), CONTAINERD_VERSION (v1.7.30),
 #   CRICTL_VERSION (v1.34.0; empty = skip), NODE_NAME (rp-node), NODE_IP (auto),
-#   GOMODCACHE/GOCACHE (inside RP_K8S_DIR), RP_K8S_SKIP_APT=1, ports below.
+#   GOMODCACHE/GOCACHE (the user's, as `go env` says, so later builds are warm), RP_K8S_SKIP_APT=1,
+#   ports below.
 # Why containerd from source by default: Debian 12's containerd 1.6.20 closes the container's
 # stdout/stderr FIFOs before draining them when a task exits (client task.Delete: io.Close()
 # before io.Wait(); fixed in later 1.6.x/1.7.x), so the last ~64-100 KB a pod prints right
@@ -82,13 +84,37 @@ fi
 command -v go >/dev/null || die "go toolchain (>= 1.24) not found"
 
 # =============================================================== 1. build binaries from Go modules
+# The wrapper modules live in modules/ beside this script: the main.go files, and go.mod + go.sum
+# pinned for the default versions. They are copied into $RP/build*; for other versions go.mod is
+# generated and go.sum made by `go mod tidy`.
+MODULES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/modules
+sync_file() { cmp -s "$1" "$2" 2>/dev/null || cp "$1" "$2"; }   # unchanged files keep their mtime
+pinned() { grep -qE "^[[:space:]]*(require )?$2 $3( |\$)" "$MODULES/$1/go.mod"; }   # dir module version
+K8S_PINNED=0 ETCD_PINNED=0 CONTAINERD_PINNED=0
+tidy() { # dir pinned: a pinned module is already tidy, and go build verifies it against go.sum
+  [ "$2" = 1 ] || (cd "$1" && go mod tidy)
+}
 write_sources() {
   local b=$RP/build kv=v$K8S_VERSION sv=v0.${K8S_VERSION#1.}
   mkdir -p "$b/cmd/rp-pause" "$b/cmd/podproof" "$RP/build-etcd" "$RP/build-containerd"
+  sync_file "$MODULES/k8s/cmd/rp-pause/main.go" "$b/cmd/rp-pause/main.go"
+  sync_file "$MODULES/k8s/cmd/podproof/main.go" "$b/cmd/podproof/main.go"
+  sync_file "$MODULES/etcd/main.go" "$RP/build-etcd/main.go"
   # containerd's own go.mod has an exclude directive, so `go install ...@version` refuses it: wrap it
-  [ -f "$RP/build-containerd/go.mod" ] && grep -q "containerd/containerd $CONTAINERD_VERSION\$" "$RP/build-containerd/go.mod" ||
-    { printf 'module rpcontainerd\n\ngo 1.24.0\n\nrequire github.com/containerd/containerd %s\n\ntool (\n\tgithub.com/containerd/containerd/cmd/containerd\n\tgithub.com/containerd/containerd/cmd/containerd-shim-runc-v2\n\tgithub.com/containerd/containerd/cmd/ctr\n)\n' "$CONTAINERD_VERSION" >"$RP/build-containerd/go.mod"; rm -f "$RP/build-containerd/go.sum"; }
-  if [ ! -f "$b/go.mod" ] || [ "$(cat "$b/.k8s-version" 2>/dev/null)" != "$kv" ]; then
+  if pinned containerd github.com/containerd/containerd "$CONTAINERD_VERSION"; then
+    CONTAINERD_PINNED=1
+    sync_file "$MODULES/containerd/go.mod" "$RP/build-containerd/go.mod"
+    sync_file "$MODULES/containerd/go.sum" "$RP/build-containerd/go.sum"
+  elif ! grep -q "containerd/containerd $CONTAINERD_VERSION\$" "$RP/build-containerd/go.mod" 2>/dev/null; then
+    printf 'module rpcontainerd\n\ngo 1.24.0\n\nrequire github.com/containerd/containerd %s\n\ntool (\n\tgithub.com/containerd/containerd/cmd/containerd\n\tgithub.com/containerd/containerd/cmd/containerd-shim-runc-v2\n\tgithub.com/containerd/containerd/cmd/ctr\n)\n' "$CONTAINERD_VERSION" >"$RP/build-containerd/go.mod"
+    rm -f "$RP/build-containerd/go.sum"
+  fi
+  if pinned k8s k8s.io/kubernetes "$kv"; then
+    K8S_PINNED=1
+    sync_file "$MODULES/k8s/go.mod" "$b/go.mod"
+    sync_file "$MODULES/k8s/go.sum" "$b/go.sum"
+    echo "$kv" >"$b/.k8s-version"
+  elif [ ! -f "$b/go.mod" ] || [ "$(cat "$b/.k8s-version" 2>/dev/null)" != "$kv" ] || pinned k8s k8s.io/kubernetes "$(cat "$b/.k8s-version")"; then
     log "writing wrapper module for k8s.io/kubernetes $kv (staging modules -> $sv)"
     rm -f "$b/go.sum"
     # k8s.io/kubernetes' go.mod maps its staging modules to ./staging/...; that only works inside
@@ -105,198 +131,14 @@ write_sources() {
     } >"$b/go.mod"
     echo "$kv" >"$b/.k8s-version"
   fi
-  [ -f "$RP/build-etcd/go.mod" ] && grep -q "server/v3 $ETCD_VERSION\$" "$RP/build-etcd/go.mod" ||
-    { printf 'module rpetcd\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$RP/build-etcd/go.mod"; rm -f "$RP/build-etcd/go.sum"; }
-  cat >"$RP/build-etcd/main.go" <<'EOF'
-// rp-etcd: the etcd server from go.etcd.io/etcd/server/v3 (same CLI as upstream etcd).
-package main
-
-import (
-	"os"
-
-	"go.etcd.io/etcd/server/v3/etcdmain"
-)
-
-func main() { etcdmain.Main(os.Args) }
-EOF
-  cat >"$b/cmd/rp-pause/main.go" <<'EOF'
-// rp-pause: minimal pod sandbox "pause" process (stand-in for registry.k8s.io/pause).
-// Sleeps forever, exits 0 on SIGINT/SIGTERM, reaps zombies (it is PID 1 of the pod).
-package main
-
-import (
-	"os"
-	"os/signal"
-	"syscall"
-)
-
-func main() {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
-	for s := range sigs {
-		if s != syscall.SIGCHLD {
-			os.Exit(0)
-		}
-		for {
-			var ws syscall.WaitStatus
-			if pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil); pid <= 0 || err != nil {
-				break
-			}
-		}
-	}
-}
-EOF
-  cat >"$b/cmd/podproof/main.go" <<'EOF'
-// podproof: proves that a real cluster runs a Pod to completion, and that the
-// exit code and logs can be read back through the API with client-go.
-package main
-
-import (
-	"context"
-	"flag"
-	"fmt"
-	"io"
-	"os"
-	"strings"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-)
-
-func main() {
-	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig path")
-	ns := flag.String("n", "default", "namespace")
-	image := flag.String("image", "rp-busybox:test", "image (must already be in containerd's k8s.io namespace)")
-	script := flag.String("script", "echo hi; echo to-stderr >&2; exit 3", "sh -c script")
-	expectExit := flag.Int("expect-exit", 3, "expected container exit code")
-	expectLog := flag.String("expect-log", "hi", "substring expected in the logs")
-	timeout := flag.Duration("timeout", 3*time.Minute, "overall timeout")
-	keep := flag.Bool("keep", false, "do not delete the pod")
-	flag.Parse()
-
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
-	must(err)
-	cs, err := kubernetes.NewForConfig(cfg)
-	must(err)
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-
-	sv, err := cs.Discovery().ServerVersion()
-	must(err)
-	fmt.Printf("server version: %s\n", sv.GitVersion)
-
-	name := fmt.Sprintf("podproof-%d", time.Now().UnixNano()%1000000000)
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "podproof"}},
-		Spec: corev1.PodSpec{
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			TerminationGracePeriodSeconds: ptr(int64(1)),
-			AutomountServiceAccountToken:  ptr(false),
-			Containers: []corev1.Container{{
-				Name:            "task",
-				Image:           *image,
-				ImagePullPolicy: corev1.PullNever,
-				Command:         []string{"sh", "-c", *script},
-			}},
-		},
-	}
-	t0 := time.Now()
-	_, err = cs.CoreV1().Pods(*ns).Create(ctx, pod, metav1.CreateOptions{})
-	must(err)
-	fmt.Printf("created pod %s/%s\n", *ns, name)
-	cleanup := func() {
-		if !*keep {
-			_ = cs.CoreV1().Pods(*ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
-		}
-	}
-
-	w, err := cs.CoreV1().Pods(*ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
-	must(err)
-	var final *corev1.Pod
-	lastPhase := corev1.PodPhase("")
-	for ev := range w.ResultChan() {
-		p, ok := ev.Object.(*corev1.Pod)
-		if !ok {
-			continue
-		}
-		if p.Status.Phase != lastPhase {
-			fmt.Printf("  +%5.1fs phase=%s node=%s\n", time.Since(t0).Seconds(), p.Status.Phase, p.Spec.NodeName)
-			lastPhase = p.Status.Phase
-		}
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			final = p
-			break
-		}
-	}
-	w.Stop()
-	if final == nil {
-		cleanup()
-		fail("pod did not finish: %v", ctx.Err())
-	}
-	fmt.Printf("pod finished: phase=%s after %.1fs\n", final.Status.Phase, time.Since(t0).Seconds())
-	if len(final.Status.ContainerStatuses) == 0 || final.Status.ContainerStatuses[0].State.Terminated == nil {
-		cleanup()
-		fail("no terminated container status: %+v", final.Status)
-	}
-	term := final.Status.ContainerStatuses[0].State.Terminated
-	fmt.Printf("container exitCode=%d reason=%s\n", term.ExitCode, term.Reason)
-
-	rc, err := cs.CoreV1().Pods(*ns).GetLogs(name, &corev1.PodLogOptions{Container: "task"}).Stream(ctx)
-	if err != nil {
-		cleanup()
-		fail("get logs: %v", err)
-	}
-	logs, err := io.ReadAll(rc)
-	rc.Close()
-	cleanup()
-	must(err)
-	fmt.Printf("logs via API:\n%s", indent(string(logs)))
-
-	ok := true
-	if int(term.ExitCode) != *expectExit {
-		fmt.Printf("FAIL: exit code %d, want %d\n", term.ExitCode, *expectExit)
-		ok = false
-	}
-	wantPhase := corev1.PodSucceeded
-	if *expectExit != 0 {
-		wantPhase = corev1.PodFailed
-	}
-	if final.Status.Phase != wantPhase {
-		fmt.Printf("FAIL: phase %s, want %s\n", final.Status.Phase, wantPhase)
-		ok = false
-	}
-	if !strings.Contains(string(logs), *expectLog) {
-		fmt.Printf("FAIL: logs do not contain %q\n", *expectLog)
-		ok = false
-	}
-	if !ok {
-		os.Exit(1)
-	}
-	fmt.Println("PASS")
-}
-
-func indent(s string) string {
-	var b strings.Builder
-	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		b.WriteString("    | " + l + "\n")
-	}
-	return b.String()
-}
-func ptr[T any](v T) *T { return &v }
-func must(err error) {
-	if err != nil {
-		fail("%v", err)
-	}
-}
-func fail(f string, a ...any) {
-	fmt.Fprintf(os.Stderr, "FAIL: "+f+"\n", a...)
-	os.Exit(1)
-}
-EOF
+  if pinned etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"; then
+    ETCD_PINNED=1
+    sync_file "$MODULES/etcd/go.mod" "$RP/build-etcd/go.mod"
+    sync_file "$MODULES/etcd/go.sum" "$RP/build-etcd/go.sum"
+  elif ! grep -q "server/v3 $ETCD_VERSION\$" "$RP/build-etcd/go.mod" 2>/dev/null; then
+    printf 'module rpetcd\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$RP/build-etcd/go.mod"
+    rm -f "$RP/build-etcd/go.sum"
+  fi
 }
 
 build_k8s() {
@@ -305,8 +147,8 @@ build_k8s() {
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$kv -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  log "go mod tidy (first time: fills a ~1.7 GB module cache from the Go proxy)"
-  (cd "$b" && go mod tidy) >"$LOGS/go-mod-tidy.log" 2>&1 || { tail -20 "$LOGS/go-mod-tidy.log"; die "go mod tidy failed"; }
+  [ "$K8S_PINNED" = 1 ] || log "go mod tidy (first time: fills a ~1.7 GB module cache from the Go proxy)"
+  tidy "$b" "$K8S_PINNED" >"$LOGS/go-mod-tidy.log" 2>&1 || { tail -20 "$LOGS/go-mod-tidy.log"; die "go mod tidy failed"; }
   log "go build kube-apiserver kubelet kube-scheduler kube-controller-manager kubectl rp-pause podproof (slow part)"
   (cd "$b" && nice -n 19 go build -trimpath -ldflags "$ld" -o "$BIN/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet \
@@ -325,7 +167,7 @@ if [ "$ETCD" = source ]; then
   ETCD_BIN=$BIN/etcd
   if ! "$ETCD_BIN" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}\$"; then
     t0=$SECONDS; log "building etcd $ETCD_VERSION from go.etcd.io/etcd/server/v3"
-    (cd "$RP/build-etcd" && go mod tidy && nice -n 19 go build -trimpath -ldflags "-s -w" -o "$ETCD_BIN" .) >"$LOGS/go-build-etcd.log" 2>&1 ||
+    (tidy "$RP/build-etcd" "$ETCD_PINNED" && cd "$RP/build-etcd" && nice -n 19 go build -trimpath -ldflags "-s -w" -o "$ETCD_BIN" .) >"$LOGS/go-build-etcd.log" 2>&1 ||
       { tail -30 "$LOGS/go-build-etcd.log"; die "etcd build failed"; }
     log "etcd built in $((SECONDS - t0))s"
   fi
@@ -337,7 +179,7 @@ if [ "$CONTAINERD" = source ]; then
   if ! "$CTRD_DIR/containerd" --version 2>/dev/null | grep -q " $CONTAINERD_VERSION\b" || [ ! -x "$CTRD_DIR/containerd-shim-runc-v2" ]; then
     t0=$SECONDS; log "building containerd $CONTAINERD_VERSION (containerd, containerd-shim-runc-v2, ctr)"
     mkdir -p "$CTRD_DIR"
-    (cd "$RP/build-containerd" && go mod tidy && nice -n 19 go build -trimpath \
+    (tidy "$RP/build-containerd" "$CONTAINERD_PINNED" && cd "$RP/build-containerd" && nice -n 19 go build -trimpath \
       -ldflags "-s -w -X github.com/containerd/containerd/version.Version=$CONTAINERD_VERSION" -o "$CTRD_DIR/" \
       github.com/containerd/containerd/cmd/containerd github.com/containerd/containerd/cmd/containerd-shim-runc-v2 \
       github.com/containerd/containerd/cmd/ctr) >"$LOGS/go-build-containerd.log" 2>&1 ||

@@ -1,0 +1,40 @@
+//go:build linux
+
+package cmd
+
+import (
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+func init() {
+	scriptConds["kube"] = kubeAvailable
+	scriptSetups = append(scriptSetups, func(env *testscript.Env) { env.Setenv("KUBECONFIG", testKubeconfig()) })
+}
+
+// kubeAvailable answers [kube]: a kubeconfig for the test cluster is at
+// hand (KUBECONFIG, else $RP_K8S_DIR/kubeconfig as scripts/k8s/up.sh writes
+// it). With RUSTYPIPE_TEST_KUBE=1 (CI) its absence is an error, not a skip.
+func kubeAvailable() (bool, error) {
+	_, err := os.Stat(testKubeconfig())
+	if err != nil && os.Getenv("RUSTYPIPE_TEST_KUBE") == "1" {
+		return false, fmt.Errorf("RUSTYPIPE_TEST_KUBE=1 but there is no kubeconfig (bring the cluster up with scripts/k8s/up.sh): %v", err)
+	}
+	return err == nil, nil
+}
+
+// testKubeconfig is the test cluster's kubeconfig, which scripts get as
+// KUBECONFIG (rustypipe-kube, started by rustypipe, reads it).
+func testKubeconfig() string {
+	if cfg := os.Getenv("KUBECONFIG"); cfg != "" {
+		return cfg
+	}
+	dir := os.Getenv("RP_K8S_DIR")
+	if dir == "" {
+		dir = "/tmp/rp-k8s"
+	}
+	return filepath.Join(dir, "kubeconfig")
+}

@@ -1,0 +1,80 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Owner returns LabelOwner's exact value for the process pid of host:
+// "host:pid".
+func Owner(host string, pid int) string {
+	return host + ":" + strconv.Itoa(pid)
+}
+
+// parseOwner splits an owner at its last colon (a host name has none, but
+// an IPv6 literal might).
+func parseOwner(owner string) (host string, pid int, ok bool) {
+	i := strings.LastIndexByte(owner, ':')
+	if i <= 0 {
+		return "", 0, false
+	}
+	pid, err := strconv.Atoi(owner[i+1:])
+	if err != nil || pid <= 0 {
+		return "", 0, false
+	}
+	return owner[:i], pid, true
+}
+
+// Reap deletes the task pods of the backend's namespace that rustypipe
+// processes of this host left behind when they died (crashed, killed with
+// SIGKILL): every pod labelled LabelOwner whose owner (the annotation of
+// the same key) names this host and a pid that no longer runs. Pods of
+// live processes, of this backend's owner, and of other hosts are left
+// alone. Pods are deleted with their own grace period. It returns how many
+// pods it deleted, and the errors of the deletions that failed joined
+// together. Run calls it once, before its first pod; it is safe for
+// concurrent use.
+func (b *Backend) Reap(ctx context.Context) (int, error) {
+	cl, err := b.client()
+	if err != nil {
+		return 0, err
+	}
+	return b.reap(ctx, cl)
+}
+
+func (b *Backend) reap(ctx context.Context, cl *client) (int, error) {
+	list, err := cl.pods().List(ctx, metav1.ListOptions{LabelSelector: LabelOwner})
+	if err != nil {
+		return 0, fmt.Errorf("kube: reap: list pods in namespace %s: %w", cl.ns, apiError{err})
+	}
+	deleted := 0
+	var errs []error
+	for _, p := range list.Items {
+		owner := p.Annotations[LabelOwner]
+		host, pid, ok := parseOwner(owner)
+		if !ok || host != b.hostname || owner == b.owner || p.DeletionTimestamp != nil || processAlive(pid) {
+			continue
+		}
+		err := cl.pods().Delete(ctx, p.Name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &p.UID},
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("kube: reap: delete pod %s of task %q: %w", p.Name, p.Annotations[LabelTask], apiError{err}))
+			continue
+		}
+		if err == nil {
+			deleted++
+		}
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// ownPid is this process's pid, which is never reaped.
+var ownPid = os.Getpid()
