@@ -221,6 +221,7 @@ func (c *console) RunFinished(s *Summary) {
 		c.writeLocked([]byte("\r\x1b[K"))
 		c.drawn = false
 	}
+	c.o.Live = false // the summary is the last line; no progress line after it
 	c.mu.Unlock()
 	c.line("%s: %s in %s (run %s)", s.Status, countsText(s.Counts), s.Finished.Sub(s.Started).Round(time.Millisecond), s.RunID)
 	c.flush()
