@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -123,7 +122,10 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 		return err
 	}
 	defer closeAll(backends)
-	reporter, stdout := a.reporter(len(plan.Tasks), jobs)
+	reporter, stdout, err := a.reporter(len(plan.Tasks))
+	if err != nil {
+		return err
+	}
 	_, err = build.Run(c.Context(), plan, build.Options{
 		Targets:  targets,
 		Jobs:     jobs,
@@ -207,19 +209,20 @@ func (a *app) backends(plan *build.Plan) (map[string]exec.Backend, error) {
 
 // reporter picks the output format: JSON events, a live terminal display, or
 // plain lines (when stdout is not a terminal, or CI / NO_COLOR is set).
-func (a *app) reporter(tasks, jobs int) (build.Reporter, *os.File) {
+func (a *app) reporter(tasks int) (build.Reporter, *os.File, error) {
 	format := a.v.GetString("output")
-	if format == "json" {
-		return build.NewJSON(a.stdout, a.stderr), os.Stderr
+	switch format {
+	case "json":
+		return build.NewJSON(a.stdout, a.stderr), os.Stderr, nil
+	case "auto", "plain", "tty":
+	default:
+		return nil, nil, usagef("--output: unknown format %q (want auto, plain, tty or json)", format)
 	}
 	live := format == "tty"
 	if format == "auto" {
 		live = term.IsTerminal(int(os.Stdout.Fd())) && os.Getenv("CI") == "" && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 	}
-	if jobs == 0 {
-		jobs = runtime.NumCPU()
-	}
-	return build.NewConsole(build.ConsoleOptions{Out: a.stdout, Prefix: tasks > 1, Live: live}), os.Stdout
+	return build.NewConsole(build.ConsoleOptions{Out: a.stdout, Prefix: tasks > 1, Live: live}), os.Stdout, nil
 }
 
 // logf prints a backend's notice (an unreachable host, a reaped container).
