@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"math"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rustypipe/rustypipe/exec/backendkit"
 )
 
 // Pull policies, the values of Config.Pull.
@@ -45,9 +46,6 @@ type Mount struct {
 	ReadWrite bool   // mount read-write; the default is read-only
 }
 
-// configKeys are the keys ParseConfig accepts, for its error messages.
-var configKeys = []string{"type", "image", "pull", "env", "workdir", "user", "network", "cpus", "memory", "mounts", "concurrency", "mount_workspace"}
-
 // ParseConfig decodes a backend's options as decoded from YAML or JSON: a
 // map from key to string, number, bool, list or map. The keys are those of
 // Config in snake_case (image, pull, env, workdir, user, network, cpus,
@@ -63,48 +61,21 @@ var configKeys = []string{"type", "image", "pull", "env", "workdir", "user", "ne
 // and read_write.
 func ParseConfig(opts map[string]any) (Config, error) {
 	var c Config
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // report the first bad key deterministically
-	for _, k := range keys {
-		v := opts[k]
-		var err error
-		switch k {
-		case "type":
-			var s string
-			if s, err = asString(v); err == nil && s != "docker" {
-				err = fmt.Errorf("is %q, want \"docker\"", s)
-			}
-		case "image":
-			c.Image, err = asString(v)
-		case "pull":
-			c.Pull, err = asString(v)
-		case "workdir":
-			c.Workdir, err = asString(v)
-		case "user":
-			c.User, err = asString(v)
-		case "network":
-			c.Network, err = asString(v)
-		case "env":
-			c.Env, err = asEnv(v)
-		case "cpus":
-			c.CPUs, err = asCPUs(v)
-		case "memory":
-			c.Memory, err = asBytes(v)
-		case "mounts":
-			c.Mounts, err = asMounts(v)
-		case "concurrency":
-			c.Concurrency, err = asInt(v)
-		case "mount_workspace":
-			c.MountWorkspace, err = asBool(v)
-		default:
-			return Config{}, fmt.Errorf("docker: unknown config key %q (want one of %s)", k, strings.Join(configKeys, ", "))
-		}
-		if err != nil {
-			return Config{}, fmt.Errorf("docker: config key %q: %w", k, err)
-		}
+	o := backendkit.NewOptions("docker", opts)
+	o.Type("docker")
+	o.String("image", &c.Image)
+	o.String("pull", &c.Pull)
+	o.Field("env", func(v any) (err error) { c.Env, err = asEnv(v); return err })
+	o.String("workdir", &c.Workdir)
+	o.String("user", &c.User)
+	o.String("network", &c.Network)
+	o.Field("cpus", func(v any) (err error) { c.CPUs, err = asCPUs(v); return err })
+	o.Field("memory", func(v any) (err error) { c.Memory, err = asBytes(v); return err })
+	o.Field("mounts", func(v any) (err error) { c.Mounts, err = asMounts(v); return err })
+	o.Int("concurrency", &c.Concurrency)
+	o.Bool("mount_workspace", &c.MountWorkspace)
+	if err := o.Err(); err != nil {
+		return Config{}, err
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, err
@@ -150,73 +121,19 @@ func (c *Config) validate() error {
 	return nil
 }
 
-func asString(v any) (string, error) {
-	switch v := v.(type) {
-	case string:
-		return v, nil
-	case nil:
-		return "", nil
-	}
-	return "", fmt.Errorf("want a string, got %s", typeName(v))
-}
-
-func asBool(v any) (bool, error) {
-	if b, ok := v.(bool); ok {
-		return b, nil
-	}
-	return false, fmt.Errorf("want true or false, got %s", typeName(v))
-}
-
-func asInt(v any) (int, error) {
-	switch v := v.(type) {
-	case int:
-		return v, nil
-	case int64:
-		return int(v), nil
-	case uint64:
-		if v <= math.MaxInt32 {
-			return int(v), nil
-		}
-	case float64:
-		if v == math.Trunc(v) && math.Abs(v) <= math.MaxInt32 {
-			return int(v), nil
-		}
-	}
-	return 0, fmt.Errorf("want a whole number, got %s", typeName(v))
-}
-
-// scalarString formats a YAML scalar for use as an env value.
-func scalarString(v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return v, true
-	case bool:
-		return strconv.FormatBool(v), true
-	case int:
-		return strconv.Itoa(v), true
-	case int64:
-		return strconv.FormatInt(v, 10), true
-	case uint64:
-		return strconv.FormatUint(v, 10), true
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64), true
-	}
-	return "", false
-}
-
 func asEnv(v any) (map[string]string, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		if v == nil {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("want a map of NAME: value, got %s", typeName(v))
+		return nil, fmt.Errorf("want a map of NAME: value, got %s", backendkit.TypeName(v))
 	}
 	env := make(map[string]string, len(m))
 	for k, val := range m {
-		s, ok := scalarString(val)
+		s, ok := backendkit.ScalarString(val)
 		if !ok {
-			return nil, fmt.Errorf("%s: want a string, number or boolean, got %s", k, typeName(val))
+			return nil, fmt.Errorf("%s: want a string, number or boolean, got %s", k, backendkit.TypeName(val))
 		}
 		env[k] = s
 	}
@@ -240,7 +157,7 @@ func asCPUs(v any) (float64, error) {
 			return 0, fmt.Errorf("%q is not a number", v)
 		}
 	default:
-		return 0, fmt.Errorf("want a number, got %s", typeName(v))
+		return 0, fmt.Errorf("want a number, got %s", backendkit.TypeName(v))
 	}
 	if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, fmt.Errorf("%v must be a positive number", v)
@@ -279,7 +196,7 @@ func asBytes(v any) (int64, error) {
 	case string:
 		return parseBytes(v)
 	default:
-		return 0, fmt.Errorf("want a size such as 512MB, got %s", typeName(v))
+		return 0, fmt.Errorf("want a size such as 512MB, got %s", backendkit.TypeName(v))
 	}
 	return 0, fmt.Errorf("%v is not a size in bytes", v)
 }
@@ -310,7 +227,7 @@ func asMounts(v any) ([]Mount, error) {
 		if v == nil {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("want a list, got %s", typeName(v))
+		return nil, fmt.Errorf("want a list, got %s", backendkit.TypeName(v))
 	}
 	mounts := make([]Mount, 0, len(list))
 	for i, item := range list {
@@ -322,7 +239,7 @@ func asMounts(v any) ([]Mount, error) {
 		case map[string]any:
 			m, err = parseMountMap(item)
 		default:
-			err = fmt.Errorf("want \"source:target[:ro|rw]\" or a map, got %s", typeName(item))
+			err = fmt.Errorf("want \"source:target[:ro|rw]\" or a map, got %s", backendkit.TypeName(item))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("item %d: %w", i, err)
@@ -360,11 +277,11 @@ func parseMountMap(item map[string]any) (Mount, error) {
 		var err error
 		switch k {
 		case "source":
-			m.Source, err = asString(v)
+			m.Source, err = backendkit.AsString(v)
 		case "target":
-			m.Target, err = asString(v)
+			m.Target, err = backendkit.AsString(v)
 		case "read_write":
-			m.ReadWrite, err = asBool(v)
+			m.ReadWrite, err = backendkit.AsBool(v)
 		default:
 			return Mount{}, fmt.Errorf("unknown key %q (want source, target, read_write)", k)
 		}
@@ -373,22 +290,4 @@ func parseMountMap(item map[string]any) (Mount, error) {
 		}
 	}
 	return m, nil
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "nothing"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case int, int64, uint64, float64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a map"
-	}
-	return fmt.Sprintf("%T", v)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/backendkit"
 )
 
 var (
@@ -46,8 +47,8 @@ const (
 type Backend struct {
 	cfg      Config
 	log      func(msg string)
-	sockets  []string      // the engine's socket paths, never mounted into a task
-	sem      chan struct{} // nil when Config.Concurrency is 0
+	sockets  []string            // the engine's socket paths, never mounted into a task
+	sem      *backendkit.Limiter // nil when Config.Concurrency is 0
 	hostname string
 	owner    string // LabelOwner's value
 
@@ -92,12 +93,12 @@ func New(cfg Config, log func(msg string)) (*Backend, error) {
 		log:      log,
 		sockets:  engineSockets(os.Getenv(client.EnvOverrideHost)),
 		hostname: host,
-		owner:    ownerLabel(host),
+		owner:    backendkit.Owner(host, os.Getpid()),
 		images:   make(map[string]*imageEntry),
 		shells:   make(map[string]bool),
 	}
 	if cfg.Concurrency > 0 {
-		b.sem = make(chan struct{}, cfg.Concurrency)
+		b.sem = backendkit.NewLimiter(cfg.Concurrency)
 	}
 	for i, m := range cfg.Mounts {
 		if !isHostAbs(m.Source) {
@@ -137,26 +138,6 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// acquire takes a slot of the backend's concurrency limit, waiting for one
-// until ctx is done.
-func (b *Backend) acquire(ctx context.Context) error {
-	if b.sem == nil {
-		return nil
-	}
-	select {
-	case b.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (b *Backend) release() {
-	if b.sem != nil {
-		<-b.sem
-	}
-}
-
 // Run runs s in a new container of s.Image (or the backend's image) and
 // removes the container before it returns. It implements exec.Backend; see
 // the package documentation for the steps. Run is safe for concurrent use;
@@ -170,29 +151,29 @@ func (b *Backend) release() {
 // copy of the outputs returns the Result and the error.
 func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	if b.closed.Load() {
-		return nil, &startError{task: s.Task, msg: "backend is closed"}
+		return nil, &exec.StartError{Backend: "docker", Task: s.Task, Msg: "backend is closed"}
 	}
 	if ctx.Err() != nil {
-		return nil, stopError(ctx, s.Task, "not started")
+		return nil, exec.StopError(ctx, "docker", s.Task, "not started")
 	}
-	if err := b.acquire(ctx); err != nil {
-		return nil, stopError(ctx, s.Task, "not started")
+	if err := b.sem.Acquire(ctx); err != nil {
+		return nil, exec.StopError(ctx, "docker", s.Task, "not started")
 	}
-	defer b.release()
+	defer b.sem.Release()
 
 	opts, err := b.createOptions(s)
 	if err != nil {
-		return nil, &startError{task: s.Task, msg: err.Error()}
+		return nil, &exec.StartError{Backend: "docker", Task: s.Task, Msg: err.Error()}
 	}
 	cli, err := b.client()
 	if err != nil {
-		return nil, &startError{task: s.Task, msg: "engine", err: err}
+		return nil, &exec.StartError{Backend: "docker", Task: s.Task, Msg: "engine", Err: err}
 	}
 	b.reapOnce.Do(func() { b.reapAndLog(ctx) })
 
 	ref := b.imageRef(s)
 	if ref == "" {
-		return nil, &startError{task: s.Task, msg: "no image: set `image` on the task or on its docker backend"}
+		return nil, &exec.StartError{Backend: "docker", Task: s.Task, Msg: "no image: set `image` on the task or on its docker backend"}
 	}
 	img, err := b.image(ctx, ref)
 	if err != nil {
@@ -218,7 +199,7 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 
 	res, stopped, err := b.runContainer(ctx, cli, cid, s)
 	if stopped {
-		return res, stopError(ctx, s.Task, "stopped")
+		return res, exec.StopError(ctx, "docker", s.Task, "stopped")
 	}
 	if err != nil {
 		return res, err
@@ -226,7 +207,7 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	if !b.cfg.MountWorkspace && len(s.Outputs) > 0 {
 		if err := b.copyOutputs(ctx, cli, cid, s); err != nil {
 			if ctx.Err() != nil {
-				return res, stopError(ctx, s.Task, "stopped while copying its outputs")
+				return res, exec.StopError(ctx, "docker", s.Task, "stopped while copying its outputs")
 			}
 			return res, fmt.Errorf("docker: task %q: copy outputs: %w", s.Task, err)
 		}
@@ -294,7 +275,7 @@ func (b *Backend) runContainer(ctx context.Context, cli *client.Client, cid stri
 		res.ExitCode = -1
 		return res, stopped, fmt.Errorf("docker: task %q: wait for container %.12s: %w", s.Task, cid, st.err)
 	}
-	res.ExitCode, res.Signal = exitResult(st.code, stopped)
+	res.ExitCode, res.Signal = backendkit.ExitResult(st.code, stopped)
 	if !stopped && st.code == 128+9 && b.oomKilled(cli, cid) {
 		res.ExitCode, res.Signal = -1, "killed"
 		b.log(fmt.Sprintf("docker: task %q was killed for exceeding its memory limit", s.Task))
@@ -310,9 +291,9 @@ func (b *Backend) runContainer(ctx context.Context, cli *client.Client, cid stri
 // error.
 func notStarted(ctx context.Context, task, msg string, err error) error {
 	if ctx.Err() != nil {
-		return stopError(ctx, task, "not started")
+		return exec.StopError(ctx, "docker", task, "not started")
 	}
-	return &startError{task: task, msg: msg, err: err}
+	return &exec.StartError{Backend: "docker", Task: task, Msg: msg, Err: err}
 }
 
 // reapAndLog runs Reap and logs what it did; its errors do not stop a task.
@@ -372,40 +353,6 @@ func (b *Backend) oomKilled(cli *client.Client, cid string) bool {
 	defer cancel()
 	r, err := cli.ContainerInspect(ctx, cid, client.ContainerInspectOptions{})
 	return err == nil && r.Container.State != nil && r.Container.State.OOMKilled
-}
-
-// exitResult turns a container's exit status into Result's ExitCode and
-// Signal. The init process reports a shell that died of signal N as
-// 128+N, like a shell does; only when Run stopped the container is that
-// read as a signal, since a task may also exit with such a code itself.
-func exitResult(code int64, stopped bool) (int, string) {
-	if stopped && code > 128 && code <= 128+64 {
-		return -1, signalName(int(code - 128))
-	}
-	return int(code), ""
-}
-
-// signalName names a signal as Go's syscall.Signal.String does on Linux.
-func signalName(n int) string {
-	switch n {
-	case 1:
-		return "hangup"
-	case 2:
-		return "interrupt"
-	case 3:
-		return "quit"
-	case 6:
-		return "aborted"
-	case 9:
-		return "killed"
-	case 13:
-		return "broken pipe"
-	case 14:
-		return "alarm clock"
-	case 15:
-		return "terminated"
-	}
-	return fmt.Sprintf("signal %d", n)
 }
 
 // sink passes writes to w until w fails, then records the error and

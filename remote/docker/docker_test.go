@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/backendkit"
 	"github.com/rustypipe/rustypipe/exec/exectest"
 )
 
@@ -295,7 +296,7 @@ func TestReap(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := create(host + ":" + strconv.Itoa(os.Getppid()))
-	mine := create(ownerLabel(host))
+	mine := create(backendkit.Owner(host, os.Getpid()))
 	elsewhere := create("another-host-" + host + ":" + strconv.Itoa(dead))
 
 	b := newTestBackend(t, Config{})

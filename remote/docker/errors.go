@@ -5,49 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/rustypipe/rustypipe/exec"
 )
 
 // ErrImageUnavailable is wrapped by the error of Run and Identity when the
 // task's image is not present locally and could not be pulled (pull is
 // "never", or the pull failed). Such a task never ran.
 var ErrImageUnavailable = errors.New("docker: image not available")
-
-// startError is a task that could not be started. It wraps exec.ErrStart
-// and the underlying error without repeating ErrStart's text.
-type startError struct {
-	task string
-	msg  string
-	err  error // may be nil
-}
-
-func (e *startError) Error() string {
-	if e.msg == "" {
-		return fmt.Sprintf("docker: start task %q: %v", e.task, e.err)
-	}
-	if e.err == nil {
-		return fmt.Sprintf("docker: start task %q: %s", e.task, e.msg)
-	}
-	return fmt.Sprintf("docker: start task %q: %s: %v", e.task, e.msg, e.err)
-}
-
-func (e *startError) Unwrap() []error {
-	if e.err == nil {
-		return []error{exec.ErrStart}
-	}
-	return []error{exec.ErrStart, e.err}
-}
-
-// stopError wraps context.Cause(ctx), and ctx.Err() when the cause is a
-// different error, so that errors.Is works for both.
-func stopError(ctx context.Context, task, what string) error {
-	cause, ctxErr := context.Cause(ctx), ctx.Err()
-	if ctxErr != nil && !errors.Is(cause, ctxErr) {
-		return fmt.Errorf("docker: task %q %s: %w (%w)", task, what, cause, ctxErr)
-	}
-	return fmt.Errorf("docker: task %q %s: %w", task, what, cause)
-}
 
 // imageError is an image that is neither present nor pullable. Its message
 // names the image and gives the engine's reason in one short line.

@@ -48,7 +48,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 func (b *Backend) Identity(ctx context.Context, s *exec.Spec) (string, error) {
 	ref := b.imageRef(s)
 	if ref == "" {
-		return "", &startError{task: s.Task, msg: "no image: set `image` on the task or on its docker backend"}
+		return "", &exec.StartError{Backend: "docker", Task: s.Task, Msg: "no image: set `image` on the task or on its docker backend"}
 	}
 	img, err := b.image(ctx, ref)
 	if err != nil {

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/rustypipe/rustypipe/exec/backendkit"
 )
 
 // The labels every task container carries.
@@ -18,25 +17,6 @@ const (
 	LabelTask  = "rustypipe.task"   // Spec.Task
 	LabelOwner = "rustypipe.owner"  // "hostname:pid" of the rustypipe process that created it
 )
-
-// ownerLabel is LabelOwner's value for this process.
-func ownerLabel(hostname string) string {
-	return hostname + ":" + strconv.Itoa(os.Getpid())
-}
-
-// parseOwner splits an owner label at its last colon (a host name has none,
-// but an IPv6 literal might).
-func parseOwner(label string) (host string, pid int, ok bool) {
-	i := strings.LastIndexByte(label, ':')
-	if i < 0 {
-		return "", 0, false
-	}
-	pid, err := strconv.Atoi(label[i+1:])
-	if err != nil || pid <= 0 {
-		return "", 0, false
-	}
-	return label[:i], pid, true
-}
 
 // Reap removes the task containers left behind by rustypipe processes of
 // this host that are gone (crashed, killed with SIGKILL): every container,
@@ -60,8 +40,8 @@ func (b *Backend) Reap(ctx context.Context) (int, error) {
 	removed := 0
 	var errs []error
 	for _, c := range list.Items {
-		host, pid, ok := parseOwner(c.Labels[LabelOwner])
-		if !ok || host != b.hostname || pid == os.Getpid() || processAlive(pid) {
+		host, pid, ok := backendkit.ParseOwner(c.Labels[LabelOwner])
+		if !ok || host != b.hostname || backendkit.ProcessAlive(pid) {
 			continue
 		}
 		_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})

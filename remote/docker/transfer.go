@@ -1,16 +1,12 @@
 package docker
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -61,131 +57,26 @@ var errPipeDone = errors.New("docker: pipe reader done")
 
 // writeInputs writes a tar stream to w, to be unpacked at the container's
 // root: the directories of workdir from workdir down (so that they are the
-// task user's with CopyUIDGID), the working directory dir, and each input
-// file (following symlinks) or directory (recursively). Names are relative
-// to "/".
+// task user's with CopyUIDGID), the working directory dir, and each input.
+// Names are relative to "/".
 func writeInputs(w io.Writer, workspace, workdir, dir string, inputs []string) error {
-	tw := tar.NewWriter(w)
-	base := strings.TrimPrefix(workdir, "/")
-	seen := map[string]bool{}
-	// addDirs adds rel (workspace-relative, "" for the workdir) and every
-	// parent up to the workdir, parents first.
-	var addDirs func(rel string) error
-	addDirs = func(rel string) error {
-		if seen[rel] {
-			return nil
-		}
-		if rel != "" {
-			parent := path.Dir(rel)
-			if parent == "." {
-				parent = ""
-			}
-			if err := addDirs(parent); err != nil {
-				return err
-			}
-		}
-		seen[rel] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: path.Join(base, rel) + "/", Mode: 0o755})
-	}
-	if err := addDirs(dir); err != nil {
-		return err
-	}
-	addFile := func(rel string, fi fs.FileInfo, abs string) error {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("input %s is not a regular file or directory", rel)
-		}
-		parent := path.Dir(rel)
-		if parent == "." {
-			parent = ""
-		}
-		if err := addDirs(parent); err != nil {
-			return err
-		}
-		f, err := os.Open(abs)
-		if err != nil {
-			return fmt.Errorf("input: %w", err)
-		}
-		defer f.Close()
-		err = tw.WriteHeader(&tar.Header{
-			Typeflag: tar.TypeReg,
-			Name:     path.Join(base, rel),
-			Mode:     int64(fi.Mode().Perm()),
-			Size:     fi.Size(),
-			ModTime:  fi.ModTime(),
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := io.CopyN(tw, f, fi.Size()); err != nil {
-			return fmt.Errorf("input %s: %w (did it change while it was copied?)", rel, err)
-		}
-		return nil
-	}
-	for _, in := range inputs {
-		abs := filepath.Join(workspace, filepath.FromSlash(in))
-		fi, err := os.Stat(abs)
-		if err != nil {
-			return fmt.Errorf("input: %w", err)
-		}
-		if !fi.IsDir() {
-			if err := addFile(in, fi, abs); err != nil {
-				return err
-			}
-			continue
-		}
-		err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("input: %w", err)
-			}
-			r, err := filepath.Rel(workspace, p)
-			if err != nil {
-				return fmt.Errorf("input %s: %w", p, err)
-			}
-			rel := filepath.ToSlash(r)
-			fi, err := os.Stat(p)
-			if err != nil {
-				return fmt.Errorf("input: %w", err)
-			}
-			if fi.IsDir() {
-				if d.Type()&fs.ModeSymlink != 0 {
-					return nil // a symlink to a directory: not followed, as WalkDir does not
-				}
-				return addDirs(rel)
-			}
-			return addFile(rel, fi, p)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return tw.Close()
+	return exec.WriteInputTar(w, workspace, strings.TrimPrefix(workdir, "/"), dir, inputs)
 }
 
 // copyOutputs copies the files matching s.Outputs from the container's
 // workdir into the workspace, through exec.Restorer.
 func (b *Backend) copyOutputs(ctx context.Context, cli *client.Client, cid string, s *exec.Spec) error {
-	rs, err := exec.NewRestorer(s.OutputRoot())
-	if err != nil {
-		return err
-	}
-	defer rs.Close()
-	allow := exec.OutputMatcher(s.Outputs)
-	var links []string
-	for _, root := range outputRoots(s.Outputs) {
-		ls, err := b.copyOut(ctx, cli, cid, root, rs, allow)
-		if err != nil {
-			return err
+	return exec.RestoreOutputs(s, func(roots []string, rs *exec.Restorer, allow func(string) bool) ([]string, error) {
+		var links []string
+		for _, root := range roots {
+			ls, err := b.copyOut(ctx, cli, cid, root, rs, allow)
+			if err != nil {
+				return nil, err
+			}
+			links = append(links, ls...)
 		}
-		links = append(links, ls...)
-	}
-	// A hard link in the engine's archive has no content of its own: copied
-	// alone, the file comes as a regular one.
-	for _, l := range links {
-		if _, err := b.copyOut(ctx, cli, cid, l, rs, allow); err != nil {
-			return err
-		}
-	}
-	return nil
+		return links, nil
+	})
 }
 
 // copyOut copies the workspace-relative root ("" for the whole workdir)
@@ -233,91 +124,22 @@ func (b *Backend) copyOut(ctx context.Context, cli *client.Client, cid, root str
 }
 
 // filterTar rewrites the engine's archive of a workdir path to workspace-
-// relative names for ExtractTar: the engine names entries after the base
-// name top of the path it archived, which stands for root. It keeps the
-// regular files and symlinks that allow accepts, and entries of other types
-// that allow accepts (for ExtractTar to refuse by name), drops directories
-// (ExtractTar creates the parents it needs) and returns the accepted hard
-// links instead of writing them. Content streams through; nothing is held
-// in memory.
+// relative names for ExtractTar, through exec.FilterOutputTar: the engine
+// names entries after the base name top of the path it archived, which
+// stands for root.
 func filterTar(dst io.Writer, src io.Reader, top, root string, allow func(string) bool) ([]string, error) {
-	tr := tar.NewReader(src)
-	tw := tar.NewWriter(dst)
-	var links []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return links, tw.Close()
-		}
-		if err != nil {
-			return links, fmt.Errorf("read the container's archive: %w", err)
-		}
-		name := strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")
+	return exec.FilterOutputTar(dst, src, func(raw string) (string, error) {
+		name := strings.TrimSuffix(strings.TrimPrefix(raw, "./"), "/")
 		first, rest, _ := strings.Cut(name, "/")
 		if first != top {
-			return links, fmt.Errorf("the container's archive of %q holds %q", top, h.Name)
+			return "", fmt.Errorf("the container's archive of %q holds %q", top, raw)
 		}
-		rel := rest
-		if root != "" {
-			rel = root
-			if rest != "" {
-				rel = root + "/" + rest
-			}
+		if root == "" {
+			return rest, nil
 		}
-		if rel == "" || h.Typeflag == tar.TypeDir || !allow(rel) {
-			continue
+		if rest == "" {
+			return root, nil
 		}
-		if h.Typeflag == tar.TypeLink {
-			links = append(links, rel)
-			continue
-		}
-		out := &tar.Header{
-			Typeflag: h.Typeflag,
-			Name:     rel,
-			Linkname: h.Linkname,
-			Mode:     h.Mode,
-			ModTime:  h.ModTime,
-		}
-		if h.Typeflag == tar.TypeReg {
-			out.Size = h.Size
-		}
-		if err := tw.WriteHeader(out); err != nil {
-			return links, err
-		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := io.Copy(tw, tr); err != nil {
-				return links, err
-			}
-		}
-	}
-}
-
-// outputRoots returns the workspace-relative paths to copy out of the
-// container for the output globs: each glob's leading run of literal
-// components (the whole pattern when it has no metacharacter), without
-// those inside another root; "" stands for the whole workdir.
-func outputRoots(patterns []string) []string {
-	var roots []string
-	for _, p := range patterns {
-		var lit []string
-		for _, c := range strings.Split(p, "/") {
-			if strings.ContainsAny(c, `*?[]{}\`) {
-				break
-			}
-			lit = append(lit, c)
-		}
-		roots = append(roots, strings.Join(lit, "/"))
-	}
-	slices.Sort(roots)
-	roots = slices.Compact(roots)
-	var kept []string
-	for _, r := range roots {
-		inside := slices.ContainsFunc(kept, func(k string) bool {
-			return k == "" || strings.HasPrefix(r, k+"/")
-		})
-		if !inside {
-			kept = append(kept, r)
-		}
-	}
-	return kept
+		return root + "/" + rest, nil
+	}, allow)
 }

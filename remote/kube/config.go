@@ -4,17 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/rustypipe/rustypipe/exec/backendkit"
 )
 
 // Image pull policies, the values of Config.ImagePullPolicy.
@@ -59,13 +59,6 @@ type Config struct {
 	Owner        string        // "hostname:pid" of the rustypipe process the pods belong to; "" is this process
 }
 
-// configKeys are the keys ParseConfig accepts, for its error messages.
-var configKeys = []string{
-	"type", "kubeconfig", "context", "namespace", "image", "image_pull_policy", "helper_image",
-	"service_account", "resources", "node_selector", "tolerations", "labels", "annotations",
-	"pod_template", "run_as_non_root", "concurrency", "start_timeout", "owner",
-}
-
 // ParseConfig decodes a backend's options as decoded from YAML or JSON: a
 // map from key to string, number, bool, list or map. The keys are those of
 // Config in snake_case (kubeconfig, context, namespace, image,
@@ -83,64 +76,43 @@ var configKeys = []string{
 // "5m") or a number of seconds. kubeconfig may start with "~/".
 func ParseConfig(opts map[string]any) (Config, error) {
 	var c Config
-	for _, k := range slices.Sorted(maps.Keys(opts)) { // report the first bad key deterministically
-		v := opts[k]
-		var err error
-		switch k {
-		case "type":
-			var s string
-			if s, err = asString(v); err == nil && s != "kubernetes" {
-				err = fmt.Errorf("is %q, want \"kubernetes\"", s)
-			}
-		case "kubeconfig":
-			c.Kubeconfig, err = asString(v)
-			if err == nil {
-				c.Kubeconfig, err = expandHome(c.Kubeconfig)
-			}
-		case "context":
-			c.Context, err = asString(v)
-		case "namespace":
-			c.Namespace, err = asString(v)
-		case "image":
-			c.Image, err = asString(v)
-		case "image_pull_policy":
-			c.ImagePullPolicy, err = asString(v)
-			if err == nil {
-				c.ImagePullPolicy = normalizePullPolicy(c.ImagePullPolicy)
-			}
-		case "helper_image":
-			c.HelperImage, err = asString(v)
-		case "service_account":
-			c.ServiceAccount, err = asString(v)
-		case "resources":
-			err = decodeStrict(v, &c.Resources)
-		case "node_selector":
-			c.NodeSelector, err = asStringMap(v)
-		case "tolerations":
-			err = decodeStrict(v, &c.Tolerations)
-		case "labels":
-			c.Labels, err = asStringMap(v)
-		case "annotations":
-			c.Annotations, err = asStringMap(v)
-		case "pod_template":
-			c.PodTemplate, err = asMap(v)
-		case "run_as_non_root":
-			var b bool
-			if b, err = asBool(v); err == nil {
-				c.RunAsNonRoot = &b
-			}
-		case "concurrency":
-			c.Concurrency, err = asInt(v)
-		case "start_timeout":
-			c.StartTimeout, err = asDuration(v)
-		case "owner":
-			c.Owner, err = asString(v)
-		default:
-			return Config{}, fmt.Errorf("kube: unknown config key %q (want one of %s)", k, strings.Join(configKeys, ", "))
+	o := backendkit.NewOptions("kube", opts)
+	o.Type("kubernetes")
+	o.Field("kubeconfig", func(v any) error {
+		s, err := backendkit.AsString(v)
+		if err == nil {
+			c.Kubeconfig, err = expandHome(s)
 		}
-		if err != nil {
-			return Config{}, fmt.Errorf("kube: config key %q: %w", k, err)
+		return err
+	})
+	o.String("context", &c.Context)
+	o.String("namespace", &c.Namespace)
+	o.String("image", &c.Image)
+	o.Field("image_pull_policy", func(v any) error {
+		s, err := backendkit.AsString(v)
+		c.ImagePullPolicy = normalizePullPolicy(s)
+		return err
+	})
+	o.String("helper_image", &c.HelperImage)
+	o.String("service_account", &c.ServiceAccount)
+	o.Field("resources", func(v any) error { return decodeStrict(v, &c.Resources) })
+	o.StringMap("node_selector", &c.NodeSelector)
+	o.Field("tolerations", func(v any) error { return decodeStrict(v, &c.Tolerations) })
+	o.StringMap("labels", &c.Labels)
+	o.StringMap("annotations", &c.Annotations)
+	o.Field("pod_template", func(v any) (err error) { c.PodTemplate, err = backendkit.AsMap(v); return err })
+	o.Field("run_as_non_root", func(v any) error {
+		b, err := backendkit.AsBool(v)
+		if err == nil {
+			c.RunAsNonRoot = &b
 		}
+		return err
+	})
+	o.Int("concurrency", &c.Concurrency)
+	o.Field("start_timeout", func(v any) (err error) { c.StartTimeout, err = asDuration(v); return err })
+	o.String("owner", &c.Owner)
+	if err := o.Err(); err != nil {
+		return Config{}, err
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, err
@@ -200,7 +172,7 @@ func (c *Config) validate() error {
 		return keyErr("start_timeout", "%v must not be negative", c.StartTimeout)
 	}
 	if c.Owner != "" {
-		if _, _, ok := parseOwner(c.Owner); !ok {
+		if _, _, ok := backendkit.ParseOwner(c.Owner); !ok {
 			return keyErr("owner", "%q is not hostname:pid", c.Owner)
 		}
 	}
@@ -269,71 +241,6 @@ func decodeStrict(v any, dst any) error {
 	return nil
 }
 
-func asString(v any) (string, error) {
-	switch v := v.(type) {
-	case string:
-		return v, nil
-	case nil:
-		return "", nil
-	}
-	return "", fmt.Errorf("want a string, got %s", typeName(v))
-}
-
-func asBool(v any) (bool, error) {
-	if b, ok := v.(bool); ok {
-		return b, nil
-	}
-	return false, fmt.Errorf("want true or false, got %s", typeName(v))
-}
-
-func asInt(v any) (int, error) {
-	switch v := v.(type) {
-	case int:
-		return v, nil
-	case int64:
-		if v >= math.MinInt32 && v <= math.MaxInt32 {
-			return int(v), nil
-		}
-	case uint64:
-		if v <= math.MaxInt32 {
-			return int(v), nil
-		}
-	case float64:
-		if v == math.Trunc(v) && math.Abs(v) <= math.MaxInt32 {
-			return int(v), nil
-		}
-	}
-	return 0, fmt.Errorf("want a whole number, got %s", typeName(v))
-}
-
-func asMap(v any) (map[string]any, error) {
-	switch v := v.(type) {
-	case map[string]any:
-		return v, nil
-	case nil:
-		return nil, nil
-	}
-	return nil, fmt.Errorf("want a map, got %s", typeName(v))
-}
-
-// asStringMap accepts a map whose values are strings, numbers or booleans
-// (YAML's `version: 2` is a number), as label and selector values are.
-func asStringMap(v any) (map[string]string, error) {
-	m, err := asMap(v)
-	if err != nil || m == nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(m))
-	for k, val := range m {
-		s, ok := scalarString(val)
-		if !ok {
-			return nil, fmt.Errorf("%s: want a string, number or boolean, got %s", k, typeName(val))
-		}
-		out[k] = s
-	}
-	return out, nil
-}
-
 // asDuration accepts a Go duration string or a number of seconds.
 func asDuration(v any) (time.Duration, error) {
 	switch v := v.(type) {
@@ -350,42 +257,5 @@ func asDuration(v any) (time.Duration, error) {
 		}
 		return time.Duration(f * float64(time.Second)), nil
 	}
-	return 0, fmt.Errorf("want a duration such as 90s or a number of seconds, got %s", typeName(v))
-}
-
-// scalarString formats a YAML scalar as a string.
-func scalarString(v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return v, true
-	case bool:
-		return strconv.FormatBool(v), true
-	case int:
-		return strconv.Itoa(v), true
-	case int64:
-		return strconv.FormatInt(v, 10), true
-	case uint64:
-		return strconv.FormatUint(v, 10), true
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64), true
-	}
-	return "", false
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "nothing"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case int, int64, uint64, float64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a map"
-	}
-	return fmt.Sprintf("%T", v)
+	return 0, fmt.Errorf("want a duration such as 90s or a number of seconds, got %s", backendkit.TypeName(v))
 }

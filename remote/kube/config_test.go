@@ -135,30 +135,3 @@ func TestParseConfigHome(t *testing.T) {
 		t.Errorf("Kubeconfig = %q, want it under the home directory", c.Kubeconfig)
 	}
 }
-
-func TestParseOwner(t *testing.T) {
-	tests := []struct {
-		in   string
-		host string
-		pid  int
-		ok   bool
-	}{
-		{"vm:123", "vm", 123, true},
-		{"build.example.com:1", "build.example.com", 1, true},
-		{"::1:99", "::1", 99, true},
-		{"vm", "", 0, false},
-		{":12", "", 0, false},
-		{"vm:0", "", 0, false},
-		{"vm:-3", "", 0, false},
-		{"vm:x", "", 0, false},
-	}
-	for _, tc := range tests {
-		host, pid, ok := parseOwner(tc.in)
-		if host != tc.host || pid != tc.pid || ok != tc.ok {
-			t.Errorf("parseOwner(%q) = %q, %d, %v; want %q, %d, %v", tc.in, host, pid, ok, tc.host, tc.pid, tc.ok)
-		}
-	}
-	if got := Owner("vm", 7); got != "vm:7" {
-		t.Errorf("Owner = %q", got)
-	}
-}

@@ -23,31 +23,6 @@ var ErrPodNotStarted = errors.New("pod did not start")
 // Config.StartTimeout passes.
 var errStartTimeout = errors.New("start timeout")
 
-// startError is a task that could not be started. It wraps exec.ErrStart
-// and the underlying error without repeating ErrStart's text.
-type startError struct {
-	task string
-	msg  string
-	err  error // may be nil
-}
-
-func (e *startError) Error() string {
-	switch {
-	case e.msg == "":
-		return fmt.Sprintf("kube: start task %q: %v", e.task, e.err)
-	case e.err == nil:
-		return fmt.Sprintf("kube: start task %q: %s", e.task, e.msg)
-	}
-	return fmt.Sprintf("kube: start task %q: %s: %v", e.task, e.msg, e.err)
-}
-
-func (e *startError) Unwrap() []error {
-	if e.err == nil {
-		return []error{exec.ErrStart}
-	}
-	return []error{exec.ErrStart, e.err}
-}
-
 // podError is why a pod did not start, as Kubernetes reported it.
 type podError struct {
 	pod    string
@@ -64,23 +39,13 @@ func (e *podError) Error() string {
 
 func (e *podError) Unwrap() error { return ErrPodNotStarted }
 
-// stopError wraps context.Cause(ctx), and ctx.Err() when the cause is a
-// different error, so that errors.Is works for both.
-func stopError(ctx context.Context, task, what string) error {
-	cause, ctxErr := context.Cause(ctx), ctx.Err()
-	if ctxErr != nil && !errors.Is(cause, ctxErr) {
-		return fmt.Errorf("kube: task %q %s: %w (%w)", task, what, cause, ctxErr)
-	}
-	return fmt.Errorf("kube: task %q %s: %w", task, what, cause)
-}
-
 // notStarted is the error of a task whose pod did not run it: a stop when
 // ctx is done (the failure is then its consequence), else a start error.
 func notStarted(ctx context.Context, task, msg string, err error) error {
 	if ctx.Err() != nil {
-		return stopError(ctx, task, "not started")
+		return exec.StopError(ctx, "kube", task, "not started")
 	}
-	return &startError{task: task, msg: msg, err: err}
+	return &exec.StartError{Backend: "kube", Task: task, Msg: msg, Err: err}
 }
 
 // apiError is an error from the API server shown in one short line, still

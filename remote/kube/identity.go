@@ -27,7 +27,7 @@ var digestRE = regexp.MustCompile(`@([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-fA-F0-9]
 func (b *Backend) Identity(ctx context.Context, s *exec.Spec) (string, error) {
 	ref := b.imageRef(s)
 	if ref == "" {
-		return "", &startError{task: s.Task, msg: "no image: set `image` on the task or on its kubernetes backend"}
+		return "", &exec.StartError{Backend: "kube", Task: s.Task, Msg: "no image: set `image` on the task or on its kubernetes backend"}
 	}
 	id := "kubernetes " + imageIdentity(ref)
 	if b.cfg.PodTemplate != nil {

@@ -22,6 +22,7 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/backendkit"
 )
 
 var (
@@ -58,9 +59,9 @@ const (
 type Backend struct {
 	cfg      Config
 	log      func(msg string)
-	sem      chan struct{} // nil when Config.Concurrency is 0
-	hostname string        // this host's name, for Reap
-	owner    string        // LabelOwner's value
+	sem      *backendkit.Limiter // nil when Config.Concurrency is 0
+	hostname string              // this host's name, for Reap
+	owner    string              // LabelOwner's value
 
 	cliOnce sync.Once
 	cli     *client
@@ -111,7 +112,7 @@ func New(cfg Config, log func(msg string)) (*Backend, error) {
 		b.owner = Owner(host, os.Getpid())
 	}
 	if cfg.Concurrency > 0 {
-		b.sem = make(chan struct{}, cfg.Concurrency)
+		b.sem = backendkit.NewLimiter(cfg.Concurrency)
 	}
 	return b, nil
 }
@@ -174,26 +175,6 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// acquire takes a slot of the backend's concurrency limit, waiting for one
-// until ctx is done.
-func (b *Backend) acquire(ctx context.Context) error {
-	if b.sem == nil {
-		return nil
-	}
-	select {
-	case b.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (b *Backend) release() {
-	if b.sem != nil {
-		<-b.sem
-	}
-}
-
 // imageRef is the image reference s runs in.
 func (b *Backend) imageRef(s *exec.Spec) string {
 	if s.Image != "" {
@@ -217,24 +198,24 @@ func (b *Backend) imageRef(s *exec.Spec) string {
 // stream or a failed copy of the outputs returns the Result and the error.
 func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	if b.closed.Load() {
-		return nil, &startError{task: s.Task, msg: "backend is closed"}
+		return nil, &exec.StartError{Backend: "kube", Task: s.Task, Msg: "backend is closed"}
 	}
 	if ctx.Err() != nil {
-		return nil, stopError(ctx, s.Task, "not started")
+		return nil, exec.StopError(ctx, "kube", s.Task, "not started")
 	}
 	if err := checkSpec(s); err != nil {
-		return nil, &startError{task: s.Task, msg: err.Error()}
+		return nil, &exec.StartError{Backend: "kube", Task: s.Task, Msg: err.Error()}
 	}
 	image := b.imageRef(s)
 	if image == "" {
-		return nil, &startError{task: s.Task, msg: "no image: set `image` on the task or on its kubernetes backend"}
+		return nil, &exec.StartError{Backend: "kube", Task: s.Task, Msg: "no image: set `image` on the task or on its kubernetes backend"}
 	}
 	cl, err := b.client()
 	if err != nil {
-		return nil, &startError{task: s.Task, err: err}
+		return nil, &exec.StartError{Backend: "kube", Task: s.Task, Err: err}
 	}
-	if err := b.acquire(ctx); err != nil {
-		return nil, stopError(ctx, s.Task, "not started")
+	if err := b.sem.Acquire(ctx); err != nil {
+		return nil, exec.StopError(ctx, "kube", s.Task, "not started")
 	}
 	b.reapOnce.Do(func() { b.reapAndLog(ctx, cl) })
 	a := &attempt{b: b, cl: cl, s: s}
@@ -296,8 +277,8 @@ func (a *attempt) run(ctx context.Context, image string) (res *exec.Result, err 
 		withKeeper:  len(s.Outputs) > 0,
 	})
 	if err != nil {
-		b.release()
-		return nil, &startError{task: s.Task, msg: err.Error()}
+		b.sem.Release()
+		return nil, &exec.StartError{Backend: "kube", Task: s.Task, Msg: err.Error()}
 	}
 	// A request cancelled in flight may still create the pod: the pod is
 	// created whatever ctx says, and the start sees ctx.
@@ -305,7 +286,7 @@ func (a *attempt) run(ctx context.Context, image string) (res *exec.Result, err 
 	created, err := a.cl.pods().Create(cctx, pod, metav1.CreateOptions{})
 	cancel()
 	if err != nil {
-		b.release()
+		b.sem.Release()
 		return nil, notStarted(ctx, s.Task, "create pod", apiError{err})
 	}
 	a.name = created.Name
@@ -319,7 +300,7 @@ func (a *attempt) run(ctx context.Context, image string) (res *exec.Result, err 
 	}
 	res, stopped, err = a.wait(ctx, started, at)
 	if stopped {
-		return res, stopError(ctx, s.Task, "stopped")
+		return res, exec.StopError(ctx, "kube", s.Task, "stopped")
 	}
 	if err != nil {
 		return res, err
@@ -327,7 +308,7 @@ func (a *attempt) run(ctx context.Context, image string) (res *exec.Result, err 
 	if len(s.Outputs) > 0 {
 		if err := a.copyOutputs(ctx); err != nil {
 			if ctx.Err() != nil {
-				return res, stopError(ctx, s.Task, "stopped while copying its outputs")
+				return res, exec.StopError(ctx, "kube", s.Task, "stopped while copying its outputs")
 			}
 			return res, fmt.Errorf("kube: task %q: copy outputs from pod %s: %w", s.Task, a.name, err)
 		}
@@ -426,7 +407,7 @@ func (a *attempt) until(name string, terminated bool) func(*corev1.Pod) (bool, e
 func (a *attempt) startFailed(ctx context.Context, err error) error {
 	s := a.s
 	if ctx.Err() != nil {
-		return stopError(ctx, s.Task, "not started")
+		return exec.StopError(ctx, "kube", s.Task, "not started")
 	}
 	switch {
 	case errors.Is(err, errStartTimeout):
@@ -437,11 +418,11 @@ func (a *attempt) startFailed(ctx context.Context, err error) error {
 		} else {
 			pe.msg = a.lastWarning()
 		}
-		return &startError{task: s.Task, err: pe}
+		return &exec.StartError{Backend: "kube", Task: s.Task, Err: pe}
 	case errors.Is(err, errPodGone):
-		return &startError{task: s.Task, err: &podError{pod: a.name, reason: "Deleted", msg: "the pod was deleted before the task started"}}
+		return &exec.StartError{Backend: "kube", Task: s.Task, Err: &podError{pod: a.name, reason: "Deleted", msg: "the pod was deleted before the task started"}}
 	}
-	return &startError{task: s.Task, err: err}
+	return &exec.StartError{Backend: "kube", Task: s.Task, Err: err}
 }
 
 // lastWarning returns the reason and message of the pod's latest warning
@@ -496,7 +477,7 @@ func (a *attempt) wait(ctx context.Context, started time.Time, at *attachment) (
 	at.cancel()
 	res := &exec.Result{Started: started, Finished: time.Now(), ExitCode: -1, Signal: "killed"}
 	if term != nil {
-		res.ExitCode, res.Signal = exitResult(term.ExitCode, stopped)
+		res.ExitCode, res.Signal = backendkit.ExitResult(int64(term.ExitCode), stopped)
 		if !stopped && term.Reason == "OOMKilled" {
 			res.ExitCode, res.Signal = -1, "killed"
 			a.b.log(fmt.Sprintf("kube: task %q was killed for exceeding its memory limit", s.Task))
@@ -604,7 +585,7 @@ func (a *attempt) remove(wait bool) {
 			a.b.log(fmt.Sprintf("kube: pod %s of task %q is still there %v after its deletion", a.name, a.s.Task, a.s.Grace+stopMargin))
 		}
 		a.w.stop()
-		a.b.release()
+		a.b.sem.Release()
 	}
 	b := a.b
 	b.mu.Lock()

@@ -260,23 +260,6 @@ func TestBuildPodTemplate(t *testing.T) {
 	}
 }
 
-func TestOutputRoots(t *testing.T) {
-	tests := []struct {
-		in   []string
-		want []string
-	}{
-		{[]string{"out/x.txt", "out/gen/*.txt"}, []string{"out/gen", "out/x.txt"}},
-		{[]string{"dist/**", "dist/a/b"}, []string{"dist"}},
-		{[]string{"**/*.o", "bin/x"}, []string{""}},
-		{[]string{"a/{b,c}/d"}, []string{"a"}},
-	}
-	for _, tc := range tests {
-		if got := outputRoots(tc.in); !slices.Equal(got, tc.want) {
-			t.Errorf("outputRoots(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestFilterTar(t *testing.T) {
 	var src bytes.Buffer
 	tw := tar.NewWriter(&src)
@@ -417,29 +400,6 @@ func TestStartProblem(t *testing.T) {
 				t.Errorf("%v does not wrap ErrPodNotStarted", p)
 			}
 		})
-	}
-}
-
-func TestExitResult(t *testing.T) {
-	tests := []struct {
-		code    int32
-		stopped bool
-		exit    int
-		signal  string
-	}{
-		{0, false, 0, ""},
-		{3, false, 3, ""},
-		{143, false, 143, ""},
-		{143, true, -1, "terminated"},
-		{137, true, -1, "killed"},
-		{1, true, 1, ""},
-		{200, true, 200, ""},
-	}
-	for _, tc := range tests {
-		exit, sig := exitResult(tc.code, tc.stopped)
-		if exit != tc.exit || sig != tc.signal {
-			t.Errorf("exitResult(%d, %v) = %d, %q; want %d, %q", tc.code, tc.stopped, exit, sig, tc.exit, tc.signal)
-		}
 	}
 }
 

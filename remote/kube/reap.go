@@ -4,32 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rustypipe/rustypipe/exec/backendkit"
 )
 
 // Owner returns LabelOwner's exact value for the process pid of host:
 // "host:pid".
 func Owner(host string, pid int) string {
-	return host + ":" + strconv.Itoa(pid)
-}
-
-// parseOwner splits an owner at its last colon (a host name has none, but
-// an IPv6 literal might).
-func parseOwner(owner string) (host string, pid int, ok bool) {
-	i := strings.LastIndexByte(owner, ':')
-	if i <= 0 {
-		return "", 0, false
-	}
-	pid, err := strconv.Atoi(owner[i+1:])
-	if err != nil || pid <= 0 {
-		return "", 0, false
-	}
-	return owner[:i], pid, true
+	return backendkit.Owner(host, pid)
 }
 
 // Reap deletes the task pods of the backend's namespace that rustypipe
@@ -58,8 +43,8 @@ func (b *Backend) reap(ctx context.Context, cl *client) (int, error) {
 	var errs []error
 	for _, p := range list.Items {
 		owner := p.Annotations[LabelOwner]
-		host, pid, ok := parseOwner(owner)
-		if !ok || host != b.hostname || owner == b.owner || p.DeletionTimestamp != nil || processAlive(pid) {
+		host, pid, ok := backendkit.ParseOwner(owner)
+		if !ok || host != b.hostname || owner == b.owner || p.DeletionTimestamp != nil || backendkit.ProcessAlive(pid) {
 			continue
 		}
 		err := cl.pods().Delete(ctx, p.Name, metav1.DeleteOptions{
@@ -75,6 +60,3 @@ func (b *Backend) reap(ctx context.Context, cl *client) (int, error) {
 	}
 	return deleted, errors.Join(errs...)
 }
-
-// ownPid is this process's pid, which is never reaped.
-var ownPid = os.Getpid()

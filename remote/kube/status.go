@@ -75,37 +75,3 @@ func startProblem(pod *corev1.Pod) (problem *podError, fatal bool) {
 	}
 	return nil, false
 }
-
-// exitResult turns a container's exit status into Result's ExitCode and
-// Signal. A shell killed by signal N is reported as 128+N; only when Run
-// stopped the pod is that read as a signal, since a task may also exit with
-// such a code itself.
-func exitResult(code int32, stopped bool) (int, string) {
-	if stopped && code > 128 && code <= 128+64 {
-		return -1, signalName(int(code - 128))
-	}
-	return int(code), ""
-}
-
-// signalName names a signal as Go's syscall.Signal.String does on Linux.
-func signalName(n int) string {
-	switch n {
-	case 1:
-		return "hangup"
-	case 2:
-		return "interrupt"
-	case 3:
-		return "quit"
-	case 6:
-		return "aborted"
-	case 9:
-		return "killed"
-	case 13:
-		return "broken pipe"
-	case 14:
-		return "alarm clock"
-	case 15:
-		return "terminated"
-	}
-	return fmt.Sprintf("signal %d", n)
-}

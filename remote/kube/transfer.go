@@ -1,17 +1,11 @@
 package kube
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
-	"os"
-	"path"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -84,100 +78,12 @@ func (c *client) stream(ctx context.Context, u *url.URL, in io.Reader, out, errO
 }
 
 // writeInputs writes a tar stream to w, to be unpacked in the workdir: the
-// working directory dir and its parents, and each input file (following
-// symlinks) or directory (recursively), with names relative to the
-// workspace. The stream is padded to whole tar records.
+// working directory dir and its parents, and each input, with names
+// relative to the workspace (exec.WriteInputTar). The stream is padded to
+// whole tar records.
 func writeInputs(w io.Writer, workspace, dir string, inputs []string) error {
 	cw := &countWriter{w: w}
-	tw := tar.NewWriter(cw)
-	seen := map[string]bool{"": true}
-	var addDirs func(rel string) error
-	addDirs = func(rel string) error {
-		if seen[rel] {
-			return nil
-		}
-		parent := path.Dir(rel)
-		if parent == "." {
-			parent = ""
-		}
-		if err := addDirs(parent); err != nil {
-			return err
-		}
-		seen[rel] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: 0o755})
-	}
-	if err := addDirs(dir); err != nil {
-		return err
-	}
-	addFile := func(rel string, fi fs.FileInfo, abs string) error {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("input %s is not a regular file or directory", rel)
-		}
-		parent := path.Dir(rel)
-		if parent == "." {
-			parent = ""
-		}
-		if err := addDirs(parent); err != nil {
-			return err
-		}
-		f, err := os.Open(abs)
-		if err != nil {
-			return fmt.Errorf("input: %w", err)
-		}
-		defer f.Close()
-		err = tw.WriteHeader(&tar.Header{
-			Typeflag: tar.TypeReg,
-			Name:     rel,
-			Mode:     int64(fi.Mode().Perm()),
-			Size:     fi.Size(),
-			ModTime:  fi.ModTime(),
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := io.CopyN(tw, f, fi.Size()); err != nil {
-			return fmt.Errorf("input %s: %w (did it change while it was copied?)", rel, err)
-		}
-		return nil
-	}
-	for _, in := range inputs {
-		abs := filepath.Join(workspace, filepath.FromSlash(in))
-		fi, err := os.Stat(abs)
-		if err != nil {
-			return fmt.Errorf("input: %w", err)
-		}
-		if !fi.IsDir() {
-			if err := addFile(in, fi, abs); err != nil {
-				return err
-			}
-			continue
-		}
-		err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("input: %w", err)
-			}
-			r, err := filepath.Rel(workspace, p)
-			if err != nil {
-				return fmt.Errorf("input %s: %w", p, err)
-			}
-			rel := filepath.ToSlash(r)
-			fi, err := os.Stat(p)
-			if err != nil {
-				return fmt.Errorf("input: %w", err)
-			}
-			if fi.IsDir() {
-				if d.Type()&fs.ModeSymlink != 0 {
-					return nil // a symlink to a directory: not followed, as WalkDir does not
-				}
-				return addDirs(rel)
-			}
-			return addFile(rel, fi, p)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
+	if err := exec.WriteInputTar(cw, workspace, "", dir, inputs); err != nil {
 		return err
 	}
 	if pad := (tarRecord - cw.n%tarRecord) % tarRecord; pad > 0 {
@@ -259,24 +165,9 @@ func (a *attempt) copyOutputs(ctx context.Context) error {
 		return fmt.Errorf("the %s container exited with status %d (%s %s); its image (helper_image) needs sh, tar and sleep",
 			containerKeeper, t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
 	}
-	rs, err := exec.NewRestorer(s.OutputRoot())
-	if err != nil {
-		return err
-	}
-	defer rs.Close()
-	allow := exec.OutputMatcher(s.Outputs)
-	links, err := a.fetch(ctx, outputRoots(s.Outputs), rs, allow)
-	if err != nil {
-		return err
-	}
-	// A hard link in tar's archive has no content of its own: fetched alone,
-	// the file comes as a regular one.
-	for _, l := range links {
-		if _, err := a.fetch(ctx, []string{l}, rs, allow); err != nil {
-			return err
-		}
-	}
-	return nil
+	return exec.RestoreOutputs(s, func(roots []string, rs *exec.Restorer, allow func(string) bool) ([]string, error) {
+		return a.fetch(ctx, roots, rs, allow)
+	})
 }
 
 // fetch archives the workspace-relative roots ("" for the whole workdir)
@@ -347,84 +238,16 @@ func (a *attempt) fetch(ctx context.Context, roots []string, rs *exec.Restorer, 
 	return f.links, nil
 }
 
-// filterTar rewrites tar's archive of workdir paths to workspace-relative
-// names for ExtractTar. It keeps the regular files and symlinks that allow
-// accepts, and entries of other types that allow accepts (for ExtractTar to
-// refuse by name), drops directories (ExtractTar creates the parents it
-// needs) and returns the accepted hard links instead of writing them.
-// Content streams through; nothing is held in memory.
+// filterTar rewrites tar's archive of workdir paths ("./"-prefixed) to
+// workspace-relative names for ExtractTar, through exec.FilterOutputTar.
 func filterTar(dst io.Writer, src io.Reader, allow func(string) bool) ([]string, error) {
-	tr := tar.NewReader(src)
-	tw := tar.NewWriter(dst)
-	var links []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return links, tw.Close()
-		}
-		if err != nil {
-			return links, fmt.Errorf("read the pod's archive: %w", err)
-		}
-		rel := strings.TrimSuffix(h.Name, "/")
+	return exec.FilterOutputTar(dst, src, func(name string) (string, error) {
+		rel := strings.TrimSuffix(name, "/")
 		for strings.HasPrefix(rel, "./") {
 			rel = rel[2:]
 		}
-		if rel == "" || rel == "." || h.Typeflag == tar.TypeDir || !allow(rel) {
-			continue
-		}
-		if h.Typeflag == tar.TypeLink {
-			links = append(links, rel)
-			continue
-		}
-		out := &tar.Header{
-			Typeflag: h.Typeflag,
-			Name:     rel,
-			Linkname: h.Linkname,
-			Mode:     h.Mode,
-			ModTime:  h.ModTime,
-		}
-		if h.Typeflag == tar.TypeReg {
-			out.Size = h.Size
-		}
-		if err := tw.WriteHeader(out); err != nil {
-			return links, err
-		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := io.Copy(tw, tr); err != nil {
-				return links, err
-			}
-		}
-	}
-}
-
-// outputRoots returns the workspace-relative paths to archive for the
-// output globs: each glob's leading run of literal components (the whole
-// pattern when it has no metacharacter), without those inside another
-// root; "" stands for the whole workdir.
-func outputRoots(patterns []string) []string {
-	var roots []string
-	for _, p := range patterns {
-		var lit []string
-		for _, c := range strings.Split(p, "/") {
-			if strings.ContainsAny(c, `*?[]{}\`) {
-				break
-			}
-			lit = append(lit, c)
-		}
-		roots = append(roots, strings.Join(lit, "/"))
-	}
-	slices.Sort(roots)
-	roots = slices.Compact(roots)
-	var kept []string
-	for _, r := range roots {
-		inside := slices.ContainsFunc(kept, func(k string) bool {
-			return k == "" || strings.HasPrefix(r, k+"/")
-		})
-		if !inside {
-			kept = append(kept, r)
-		}
-	}
-	return kept
+		return rel, nil
+	}, allow)
 }
 
 // limitedBuffer keeps the first stderrKeep bytes written to it. Safe for

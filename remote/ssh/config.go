@@ -3,7 +3,6 @@ package ssh
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"os/user"
@@ -13,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/kevinburke/ssh_config"
+
+	"github.com/rustypipe/rustypipe/exec/backendkit"
 )
 
 // Host key policies, as the values of the host_key_policy key.
@@ -63,67 +64,64 @@ type Config struct {
 // own; New checks the whole.
 func ParseConfig(opts map[string]any) (Config, error) {
 	var c Config
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
+	o := backendkit.NewOptions("ssh", opts)
+	o.WrapKey = func(k string, err error) error { return fmt.Errorf("ssh: key %q: %w", k, err) }
+	o.Unknown = func(k string, known []string) error {
+		return fmt.Errorf("ssh: key %q: unknown key (want %s or %s)", k, strings.Join(known[:len(known)-1], ", "), known[len(known)-1])
 	}
-	slices.Sort(keys) // report the first bad key in a stable order
-	for _, k := range keys {
-		v := opts[k]
-		var err error
-		switch k {
-		case "type":
-			var s string
-			if s, err = asString(v); err == nil && s != "ssh" {
-				err = fmt.Errorf("expected \"ssh\", got %q", s)
-			}
-		case "hosts":
-			c.Hosts, err = asStrings(v, false)
-			if err == nil && len(c.Hosts) == 0 {
-				err = errors.New("expected at least one host")
-			}
-			if err == nil {
-				for _, h := range c.Hosts {
-					if _, perr := parseHostEntry(h); perr != nil {
-						err = perr
-						break
-					}
-				}
-			}
-		case "user":
-			c.User, err = asString(v)
-		case "port":
-			c.Port, err = asInt(v)
-			if err == nil && (c.Port < 1 || c.Port > 65535) {
-				err = fmt.Errorf("port %d is out of range 1-65535", c.Port)
-			}
-		case "identity_file":
-			c.IdentityFiles, err = asStrings(v, true)
-		case "known_hosts":
-			c.KnownHosts, err = asString(v)
-		case "host_key_policy":
-			c.HostKeyPolicy, err = asString(v)
-			if err == nil {
-				err = checkPolicy(c.HostKeyPolicy)
-			}
-		case "remote_dir":
-			c.RemoteDir, err = asString(v)
-			if err == nil {
-				err = checkRemoteDir(c.RemoteDir)
-			}
-		case "concurrency_per_host":
-			c.ConcurrencyPerHost, err = asInt(v)
-			if err == nil && c.ConcurrencyPerHost < 1 {
-				err = fmt.Errorf("expected at least 1, got %d", c.ConcurrencyPerHost)
-			}
-		case "identity":
-			c.Identity, err = asString(v)
-		default:
-			err = errors.New("unknown key (want type, hosts, user, port, identity_file, known_hosts, host_key_policy, remote_dir, concurrency_per_host or identity)")
+	o.Field("type", func(v any) error {
+		s, err := asString(v)
+		if err == nil && s != "ssh" {
+			err = fmt.Errorf("expected \"ssh\", got %q", s)
 		}
-		if err != nil {
-			return Config{}, fmt.Errorf("ssh: key %q: %w", k, err)
+		return err
+	})
+	o.Field("hosts", func(v any) (err error) {
+		if c.Hosts, err = asStrings(v, false); err != nil {
+			return err
 		}
+		if len(c.Hosts) == 0 {
+			return errors.New("expected at least one host")
+		}
+		for _, h := range c.Hosts {
+			if _, err := parseHostEntry(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	o.Field("user", func(v any) (err error) { c.User, err = asString(v); return err })
+	o.Field("port", func(v any) (err error) {
+		c.Port, err = asInt(v)
+		if err == nil && (c.Port < 1 || c.Port > 65535) {
+			err = fmt.Errorf("port %d is out of range 1-65535", c.Port)
+		}
+		return err
+	})
+	o.Field("identity_file", func(v any) (err error) { c.IdentityFiles, err = asStrings(v, true); return err })
+	o.Field("known_hosts", func(v any) (err error) { c.KnownHosts, err = asString(v); return err })
+	o.Field("host_key_policy", func(v any) (err error) {
+		if c.HostKeyPolicy, err = asString(v); err != nil {
+			return err
+		}
+		return checkPolicy(c.HostKeyPolicy)
+	})
+	o.Field("remote_dir", func(v any) (err error) {
+		if c.RemoteDir, err = asString(v); err != nil {
+			return err
+		}
+		return checkRemoteDir(c.RemoteDir)
+	})
+	o.Field("concurrency_per_host", func(v any) (err error) {
+		c.ConcurrencyPerHost, err = asInt(v)
+		if err == nil && c.ConcurrencyPerHost < 1 {
+			err = fmt.Errorf("expected at least 1, got %d", c.ConcurrencyPerHost)
+		}
+		return err
+	})
+	o.Field("identity", func(v any) (err error) { c.Identity, err = asString(v); return err })
+	if err := o.Err(); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }
@@ -163,21 +161,8 @@ func asStrings(v any, single bool) ([]string, error) {
 }
 
 func asInt(v any) (int, error) {
-	switch v := v.(type) {
-	case int:
-		return v, nil
-	case int64:
-		if v >= math.MinInt32 && v <= math.MaxInt32 {
-			return int(v), nil
-		}
-	case uint64:
-		if v <= math.MaxInt32 {
-			return int(v), nil
-		}
-	case float64:
-		if v == math.Trunc(v) && v >= math.MinInt32 && v <= math.MaxInt32 {
-			return int(v), nil
-		}
+	if n, ok := backendkit.Int(v); ok {
+		return n, nil
 	}
 	return 0, fmt.Errorf("expected an integer, got %s", typeName(v))
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rustypipe/rustypipe/exec"
 )
 
 // host is one host of the pool. Its mutable fields are guarded by
@@ -54,7 +56,7 @@ func (b *Backend) acquire(ctx context.Context, task string) (*host, *conn, error
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
-			return nil, nil, &startError{task: task, msg: "backend is closed"}
+			return nil, nil, &exec.StartError{Backend: "ssh", Task: task, Msg: "backend is closed"}
 		}
 		now := time.Now()
 		var best *host
@@ -79,7 +81,7 @@ func (b *Backend) acquire(ctx context.Context, task string) (*host, *conn, error
 			case <-wake:
 				continue
 			case <-ctx.Done():
-				return nil, nil, stopError(ctx, task, "not started")
+				return nil, nil, exec.StopError(ctx, "ssh", task, "not started")
 			}
 		}
 		best.active++
@@ -91,7 +93,7 @@ func (b *Backend) acquire(ctx context.Context, task string) (*host, *conn, error
 		}
 		b.release(best)
 		if ctx.Err() != nil {
-			return nil, nil, stopError(ctx, task, "not started")
+			return nil, nil, exec.StopError(ctx, "ssh", task, "not started")
 		}
 	}
 }

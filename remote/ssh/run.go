@@ -94,14 +94,14 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	closed := b.closed
 	b.mu.Unlock()
 	if closed {
-		return nil, &startError{task: s.Task, msg: "backend is closed"}
+		return nil, &exec.StartError{Backend: "ssh", Task: s.Task, Msg: "backend is closed"}
 	}
 	if ctx.Err() != nil {
-		return nil, stopError(ctx, s.Task, "not started")
+		return nil, exec.StopError(ctx, "ssh", s.Task, "not started")
 	}
 	p, err := prepare(s)
 	if err != nil {
-		return nil, &startError{task: s.Task, msg: err.Error()}
+		return nil, &exec.StartError{Backend: "ssh", Task: s.Task, Msg: err.Error()}
 	}
 	h, c, err := b.acquire(ctx, s.Task)
 	if err != nil {
@@ -194,7 +194,7 @@ func (r *run) run(ctx context.Context) (*exec.Result, error) {
 	if !started {
 		switch {
 		case stopped:
-			return nil, stopError(ctx, s.Task, "not started")
+			return nil, exec.StopError(ctx, "ssh", s.Task, "not started")
 		case !st.known:
 			return nil, lost("before the task started")
 		}
@@ -210,7 +210,7 @@ func (r *run) run(ctx context.Context) (*exec.Result, error) {
 		if upErr != nil && !errors.Is(upErr, io.EOF) {
 			msg += fmt.Sprintf(" (upload: %v)", upErr)
 		}
-		return nil, &startError{task: s.Task, host: r.h.t.label(), msg: msg}
+		return nil, &exec.StartError{Backend: "ssh", Task: s.Task, Host: r.h.t.label(), Msg: msg}
 	}
 
 	res := &exec.Result{Started: execAt, Finished: finished}
@@ -229,11 +229,11 @@ func (r *run) run(ctx context.Context) (*exec.Result, error) {
 		return nil, lost("while the task ran")
 	}
 	if stopped {
-		return res, stopError(ctx, s.Task, "stopped")
+		return res, exec.StopError(ctx, "ssh", s.Task, "stopped")
 	}
 	if finishErr != nil {
 		if ctx.Err() != nil {
-			return res, stopError(ctx, s.Task, "stopped while its outputs were brought back")
+			return res, exec.StopError(ctx, "ssh", s.Task, "stopped while its outputs were brought back")
 		}
 		return res, fmt.Errorf("ssh: task %q on %s: %w", s.Task, r.h.t.label(), finishErr)
 	}

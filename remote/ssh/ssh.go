@@ -216,31 +216,6 @@ func (b *Backend) Identity(ctx context.Context, _ *exec.Spec) (string, error) {
 	return id, nil
 }
 
-// startError is a task that could not be started. It wraps exec.ErrStart
-// and the underlying error, if any.
-type startError struct {
-	task, host, msg string
-	err             error
-}
-
-func (e *startError) Error() string {
-	on := ""
-	if e.host != "" {
-		on = " on " + e.host
-	}
-	if e.err == nil {
-		return fmt.Sprintf("ssh: start task %q%s: %s", e.task, on, e.msg)
-	}
-	return fmt.Sprintf("ssh: start task %q%s: %s: %v", e.task, on, e.msg, e.err)
-}
-
-func (e *startError) Unwrap() []error {
-	if e.err == nil {
-		return []error{exec.ErrStart}
-	}
-	return []error{exec.ErrStart, e.err}
-}
-
 // connectError is a failure to reach or keep a host. It wraps ErrConnect
 // and the cause.
 type connectError struct {
@@ -268,13 +243,3 @@ func (e *noHostError) Error() string {
 }
 
 func (e *noHostError) Unwrap() []error { return e.errs }
-
-// stopError wraps context.Cause(ctx), and ctx.Err() when the cause is a
-// different error, so that errors.Is works for both.
-func stopError(ctx context.Context, task, what string) error {
-	cause, ctxErr := context.Cause(ctx), ctx.Err()
-	if ctxErr != nil && !errors.Is(cause, ctxErr) {
-		return fmt.Errorf("ssh: task %q %s: %w (%w)", task, what, cause, ctxErr)
-	}
-	return fmt.Errorf("ssh: task %q %s: %w", task, what, cause)
-}
