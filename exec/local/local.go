@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,10 +65,10 @@ func (b *Backend) Close() error {
 // error.
 func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	if b.closed.Load() {
-		return nil, &startError{task: s.Task, msg: "backend is closed"}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: "backend is closed"}
 	}
 	if ctx.Err() != nil {
-		return nil, stopError(ctx, s.Task, "not started")
+		return nil, exec.StopError(ctx, "local", s.Task, "not started")
 	}
 	cmd, err := command(s)
 	if err != nil {
@@ -77,12 +76,12 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	}
 	out, err := newOutputs(s.Stdout, s.Stderr)
 	if err != nil {
-		return nil, &startError{task: s.Task, msg: "create output pipes", err: err}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: "create output pipes", Err: err}
 	}
 	cmd.Stdout, cmd.Stderr = out.childStdout, out.childStderr
 	if err := cmd.Start(); err != nil {
 		out.abort()
-		return nil, &startError{task: s.Task, msg: "start shell", err: err}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: "start shell", Err: err}
 	}
 	started := time.Now()
 	out.start()
@@ -90,7 +89,7 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	if err != nil {
 		// newGroup has killed and reaped the process; nothing of it ran.
 		out.wait(0)
-		return nil, &startError{task: s.Task, msg: "set up process group", err: err}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: "set up process group", Err: err}
 	}
 	defer g.release()
 
@@ -123,7 +122,7 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 	}
 	res.ExitCode, res.Signal = exitStatus(state, stopped, killed)
 	if stopped {
-		return res, stopError(ctx, s.Task, "stopped")
+		return res, exec.StopError(ctx, "local", s.Task, "stopped")
 	}
 	if writeErr != nil {
 		return res, fmt.Errorf("local: task %q: %w", s.Task, writeErr)
@@ -178,22 +177,22 @@ func (g *group) awaitGone(timeout time.Duration) {
 func command(s *exec.Spec) (*osexec.Cmd, error) {
 	name, args, err := shellCommand(s.Shell, s.Script)
 	if err != nil {
-		return nil, &startError{task: s.Task, msg: err.Error()}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: err.Error()}
 	}
 	dir, err := workDir(s.Workspace, s.Dir)
 	if err != nil {
-		return nil, &startError{task: s.Task, msg: err.Error()}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: err.Error()}
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return nil, &startError{task: s.Task, msg: "working directory", err: err}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: "working directory", Err: err}
 	}
 	if !fi.IsDir() {
-		return nil, &startError{task: s.Task, msg: fmt.Sprintf("working directory %s is not a directory", dir)}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: fmt.Sprintf("working directory %s is not a directory", dir)}
 	}
 	cmd := osexec.Command(name, args...)
 	if cmd.Err != nil {
-		return nil, &startError{task: s.Task, msg: fmt.Sprintf("shell %q", name), err: cmd.Err}
+		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: fmt.Sprintf("shell %q", name), Err: cmd.Err}
 	}
 	cmd.Dir = dir
 	// A nil Env would inherit this process's environment; an empty one does not.
@@ -235,38 +234,6 @@ func workDir(workspace, dir string) (string, error) {
 		return "", fmt.Errorf("working directory %q is not inside the workspace", dir)
 	}
 	return filepath.Join(workspace, rel), nil
-}
-
-// startError is a task that could not be started. It wraps exec.ErrStart
-// and the underlying error without repeating ErrStart's text.
-type startError struct {
-	task string
-	msg  string
-	err  error // may be nil
-}
-
-func (e *startError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("local: start task %q: %s", e.task, e.msg)
-	}
-	return fmt.Sprintf("local: start task %q: %s: %v", e.task, e.msg, e.err)
-}
-
-func (e *startError) Unwrap() []error {
-	if e.err == nil {
-		return []error{exec.ErrStart}
-	}
-	return []error{exec.ErrStart, e.err}
-}
-
-// stopError wraps context.Cause(ctx), and ctx.Err() when the cause is a
-// different error, so that errors.Is works for both.
-func stopError(ctx context.Context, task, what string) error {
-	cause, ctxErr := context.Cause(ctx), ctx.Err()
-	if ctxErr != nil && !errors.Is(cause, ctxErr) {
-		return fmt.Errorf("local: task %q %s: %w (%w)", task, what, cause, ctxErr)
-	}
-	return fmt.Errorf("local: task %q %s: %w", task, what, cause)
 }
 
 // outputs copies a task's stdout and stderr from pipes to the Spec's
