@@ -32,16 +32,7 @@ func newTestBackend(t *testing.T, cfg Config) *Backend {
 	if cfg.Image == "" {
 		cfg.Image = testImageRef
 	}
-	var mu sync.Mutex
-	done := false
-	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
-	b, err := New(cfg, func(msg string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !done {
-			t.Log(msg)
-		}
-	})
+	b, err := New(cfg, exectest.Logger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -46,16 +46,7 @@ func newTestBackend(t *testing.T, cfg Config) *Backend {
 	if cfg.Namespace == "" {
 		cfg.Namespace = ns
 	}
-	var mu sync.Mutex
-	done := false
-	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
-	b, err := New(cfg, func(msg string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !done {
-			t.Log(msg)
-		}
-	})
+	b, err := New(cfg, exectest.Logger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -63,24 +54,8 @@ func newTestBackend(t *testing.T, cfg Config) *Backend {
 	return b
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use, which tests read
-// while a task writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a task's stdout or stderr, read while Run writes it.
+type syncBuffer = exectest.Buffer
 
 // waitFor polls cond until it holds or a minute passed.
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -1,13 +1,13 @@
 package ssh
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/rustypipe/rustypipe/exec/exectest"
 	"github.com/rustypipe/rustypipe/internal/sshdtest"
 )
 
@@ -95,22 +95,7 @@ func (f *fixture) processGone(t *testing.T, s *sshdtest.Server, pid int) bool {
 }
 
 // syncBuffer is a task's stdout or stderr, read while Run writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = exectest.Buffer
 
 // logs collects a backend's warnings.
 type logs struct {
