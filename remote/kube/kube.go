@@ -1,7 +1,10 @@
 package kube
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -348,8 +351,13 @@ func (a *attempt) start(ctx context.Context) (time.Time, *attachment, error) {
 	g := newGate()
 	attachCtx, cancelAttach := context.WithCancel(context.WithoutCancel(ctx))
 	at := &attachment{done: make(chan error, 1), cancel: cancelAttach}
+	fout := &probeFilter{g: g, stream: 0, w: a.writer(s.Stdout)}
+	ferr := &probeFilter{g: g, stream: 1, w: a.writer(s.Stderr)}
 	go func() {
-		at.done <- a.cl.attach(attachCtx, a.name, containerTask, g, a.writer(s.Stdout), a.writer(s.Stderr))
+		err := a.cl.attach(attachCtx, a.name, containerTask, g, fout, ferr)
+		fout.flush()
+		ferr.flush()
+		at.done <- err
 	}()
 	timer := time.NewTimer(a.b.cfg.StartTimeout)
 	defer timer.Stop()
@@ -626,27 +634,81 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// gate is the task container's stdin: one newline, which releases the
-// task, then EOF. abort, before the newline was read, makes it EOF at
-// once, and the task exits without running.
+// gate is the task container's stdin. It sends probe lines, one now and
+// another every probeEvery, until both output streams have echoed one back
+// (see gateScript), then "go", which releases the task, then EOF. abort,
+// before "go" was sent, makes it EOF at once, and the task exits without
+// running.
 type gate struct {
+	probe    []byte // the probe line, with a random marker
 	mu       sync.Mutex
 	state    int // 0 pending, 1 released, 2 aborted
+	sent     bool
+	seen     [2]bool
+	ready    chan struct{} // closed when both streams echoed a probe
+	aborted  chan struct{}
 	released chan struct{}
 }
 
-func newGate() *gate { return &gate{released: make(chan struct{})} }
+// probeEvery is how often the gate repeats its probe while the output
+// streams are not connected yet.
+const probeEvery = 200 * time.Millisecond
+
+func newGate() *gate {
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	return &gate{
+		probe:    []byte("rustypipe-attached-" + hex.EncodeToString(nonce[:]) + "\n"),
+		ready:    make(chan struct{}),
+		aborted:  make(chan struct{}),
+		released: make(chan struct{}),
+	}
+}
 
 func (g *gate) Read(p []byte) (int, error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.state != 0 || len(p) == 0 {
+	if g.state != 0 || len(p) < len(g.probe) {
+		g.mu.Unlock()
 		return 0, io.EOF
 	}
-	g.state = 1
-	close(g.released)
-	p[0] = '\n'
-	return 1, nil
+	first := !g.sent
+	g.sent = true
+	g.mu.Unlock()
+	if !first {
+		select {
+		case <-g.ready:
+		case <-g.aborted:
+			return 0, io.EOF
+		case <-time.After(probeEvery):
+			return copy(p, g.probe), nil
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.ready:
+		if g.state != 0 {
+			return 0, io.EOF
+		}
+		g.state = 1
+		close(g.released)
+		return copy(p, "go\n"), nil
+	default:
+		return copy(p, g.probe), nil
+	}
+}
+
+// echoed records that stream i (0 stdout, 1 stderr) echoed a probe.
+func (g *gate) echoed(i int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen[i] {
+		return
+	}
+	g.seen[i] = true
+	if g.seen[0] && g.seen[1] {
+		close(g.ready)
+	}
 }
 
 // abort reports whether it stopped the gate before the task was released.
@@ -655,9 +717,55 @@ func (g *gate) abort() bool {
 	defer g.mu.Unlock()
 	if g.state == 0 {
 		g.state = 2
+		close(g.aborted)
 		return true
 	}
 	return false
+}
+
+// probeFilter drops the gate's probe lines from the start of one output
+// stream and reports them to the gate; the first other byte starts the
+// task's output, which passes through untouched. Probes only ever come
+// before the task's output: the gate's shell echoes them before it reads
+// "go".
+type probeFilter struct {
+	g       *gate
+	stream  int
+	w       io.Writer
+	buf     []byte
+	passing bool
+}
+
+func (f *probeFilter) Write(p []byte) (int, error) {
+	if f.passing {
+		return f.w.Write(p)
+	}
+	f.buf = append(f.buf, p...)
+	for {
+		switch {
+		case bytes.HasPrefix(f.buf, f.g.probe):
+			f.buf = f.buf[len(f.g.probe):]
+			f.g.echoed(f.stream)
+		case bytes.HasPrefix(f.g.probe, f.buf):
+			return len(p), nil // empty, or part of a probe: wait for more
+		default:
+			f.passing = true
+			rest := f.buf
+			f.buf = nil
+			if _, err := f.w.Write(rest); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+}
+
+// flush passes on what is held back when the stream ends.
+func (f *probeFilter) flush() {
+	if len(f.buf) > 0 {
+		f.w.Write(f.buf)
+		f.buf = nil
+	}
 }
 
 // reapAndLog runs Reap and logs what it did; its errors do not stop a task.

@@ -47,13 +47,19 @@ const (
 const backstopMargin = 60 * time.Second
 
 // gateScript is the task container's command, with the working directory
-// as $0 and the task's shell and its arguments as "$@". It waits for the
-// line that Run sends through the attached stdin once the inputs are in and
-// it reads the container's output, so that nothing the task prints can come
-// before the attach; then it enters the working directory (made by the
-// inputs' tar, so that it belongs to the task's user) and becomes the
-// task's shell.
-const gateScript = `IFS= read -r line || { echo "rustypipe: the task was not released" >&2; exit 125; }
+// as $0 and the task's shell and its arguments as "$@". It echoes every
+// line Run sends through the attached stdin back on stdout and stderr until
+// the line "go": Run sends probes until it has read one back on both
+// streams, which proves that the attach receives the container's output
+// (the runtime may connect stdin before it connects the output streams, and
+// what a quick task printed in between was lost), and only then "go". Then
+// it enters the working directory (made by the inputs' tar, so that it
+// belongs to the task's user) and becomes the task's shell.
+const gateScript = `while IFS= read -r line; do
+[ "$line" = go ] && break
+printf '%s\n' "$line"; printf '%s\n' "$line" >&2
+done
+[ "$line" = go ] || { echo "rustypipe: the task was not released" >&2; exit 125; }
 cd -- "$0" || exit 125
 exec "$@"`
 
