@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,7 +120,7 @@ func (c *cacheLayer) identity(ctx context.Context, b *builder, id int) (string, 
 // returns its key. ok is false when a dependency has no output manifest (it
 // failed under continue_on_fail, or caching was off for it): such a task is
 // not cached.
-func (c *cacheLayer) computeKey(ctx context.Context, b *builder, id int, script string, refEnv []string, deps func(int) *outputMeta) (*keyed, bool, error) {
+func (c *cacheLayer) computeKey(ctx context.Context, b *builder, id int, script string, refEnv []string) (*keyed, bool, error) {
 	t := c.plan.Tasks[id]
 	inputs, err := c.memo.Expand(c.plan.Workspace, t.Inputs)
 	if err != nil {
@@ -143,7 +144,7 @@ func (c *cacheLayer) computeKey(ctx context.Context, b *builder, id int, script 
 		if !ok {
 			return nil, false, nil
 		}
-		m := deps(did)
+		m := b.outputMeta(did)
 		if m == nil {
 			return nil, false, nil
 		}
@@ -189,13 +190,7 @@ func (c *cacheLayer) lookup(ctx context.Context, b *builder, id int, script stri
 	t := c.plan.Tasks[id]
 	r := b.records[id]
 	start := time.Now()
-	k, ok, err := c.computeKey(ctx, b, id, script, refEnv, func(dep int) *outputMeta {
-		if out := b.output(dep); out != nil {
-			m, _ := out.meta.(*outputMeta)
-			return m
-		}
-		return nil
-	})
+	k, ok, err := c.computeKey(ctx, b, id, script, refEnv)
 	hashMS := time.Since(start).Milliseconds()
 	r.mu.Lock()
 	r.HashMS = hashMS
@@ -222,12 +217,12 @@ func (c *cacheLayer) lookup(ctx context.Context, b *builder, id int, script stri
 	}
 
 	// Up to date: the workspace holds exactly what this key produced.
-	if e := c.state.get(t.Name); e != nil && e.Key == k.key && e.HasOut && c.filesMatch(e.Files) {
+	if e := c.upToDate(t.Name, k.key); e != nil {
 		r.mu.Lock()
 		r.Cache = "up-to-date"
 		r.mu.Unlock()
 		return &lookupResult{done: true, status: StatusUpToDate,
-			output: &taskOutput{text: trimOutput(e.Stdout), read: true, meta: &outputMeta{manifest: e.Manifest}}}, nil
+			output: &taskOutput{text: strings.TrimSpace(string(e.Stdout)), read: true, meta: &outputMeta{manifest: e.Manifest}}}, nil
 	}
 
 	out, restored, err := c.restore(ctx, b, id, k.key)
@@ -250,6 +245,15 @@ func (c *cacheLayer) lookup(ctx context.Context, b *builder, id int, script stri
 	return &lookupResult{done: true, status: StatusCached, output: out}, nil
 }
 
+// upToDate returns the workspace state's entry for task when the workspace
+// holds exactly the outputs produced under key, else nil.
+func (c *cacheLayer) upToDate(task string, key hashing.Key) *stateEntry {
+	if e := c.state.get(task); e != nil && e.Key == key && e.HasOut && c.filesMatch(e.Files) {
+		return e
+	}
+	return nil
+}
+
 func (c *cacheLayer) filesMatch(files []hashing.FileEntry) bool {
 	for _, f := range files {
 		got, err := c.digest(f.Path)
@@ -258,17 +262,6 @@ func (c *cacheLayer) filesMatch(files []hashing.FileEntry) bool {
 		}
 	}
 	return true
-}
-
-func trimOutput(b []byte) string {
-	s := string(b)
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	for len(s) > 0 && (s[0] == '\n' || s[0] == ' ' || s[0] == '\t' || s[0] == '\r') {
-		s = s[1:]
-	}
-	return s
 }
 
 // restore looks key up and, on a hit, writes the declared outputs into the

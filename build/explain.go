@@ -46,21 +46,15 @@ func (c *cacheLayer) predictTask(ctx context.Context, b *builder, id int) *Predi
 		p.Status, p.Reason = "unknown", err.Error()
 		return p
 	}
-	k, ok, err := c.computeKey(ctx, b, id, script, refEnv, func(dep int) *outputMeta {
-		if out := b.output(dep); out != nil {
-			m, _ := out.meta.(*outputMeta)
-			return m
-		}
-		return nil
-	})
+	k, ok, err := c.computeKey(ctx, b, id, script, refEnv)
 	if err != nil || !ok {
 		p.Status, p.Reason = "unknown", fmt.Sprint(err)
 		return p
 	}
 	p.keyed, p.Key = k, k.key.String()
-	if e := c.state.get(t.Name); e != nil && e.Key == k.key && e.HasOut && c.filesMatch(e.Files) {
+	if e := c.upToDate(t.Name, k.key); e != nil {
 		p.Status = "up-to-date"
-		b.setOutput(id, &taskOutput{text: trimOutput(e.Stdout), read: true, meta: &outputMeta{manifest: e.Manifest}})
+		b.setOutput(id, &taskOutput{text: strings.TrimSpace(string(e.Stdout)), read: true, meta: &outputMeta{manifest: e.Manifest}})
 		return p
 	}
 	st, err := c.sess.acquire(ctx, false)
@@ -92,7 +86,7 @@ func (c *cacheLayer) predictTask(ctx context.Context, b *builder, id int) *Predi
 			data, err := io.ReadAll(rc)
 			rc.Close()
 			if err == nil {
-				out.text = trimOutput(data)
+				out.text = strings.TrimSpace(string(data))
 			}
 		}
 	}

@@ -223,7 +223,7 @@ func (c *console) RunFinished(s *Summary) {
 	}
 	c.o.Live = false // the summary is the last line; no progress line after it
 	c.mu.Unlock()
-	c.line("%s: %s in %s (run %s)", s.Status, countsText(s.Counts), s.Finished.Sub(s.Started).Round(time.Millisecond), s.RunID)
+	c.line("%s: %s in %s (run %s)", s.Status, CountsText(s.Counts), s.Finished.Sub(s.Started).Round(time.Millisecond), s.RunID)
 	c.flush()
 }
 
@@ -240,8 +240,9 @@ func (c *console) TaskWriters(r *TaskRecord) (io.WriteCloser, io.WriteCloser) {
 	return &lineWriter{c: c, prefix: prefix}, &lineWriter{c: c, prefix: prefix}
 }
 
-// countsText renders status counts in a fixed order.
-func countsText(m map[Status]int) string {
+// CountsText renders status counts in a fixed order, such as
+// "3 succeeded, 1 failed".
+func CountsText(m map[Status]int) string {
 	var parts []string
 	for _, s := range []Status{StatusSucceeded, StatusCached, StatusUpToDate, StatusFailed, StatusTimedOut, StatusSkipped, StatusCancelled} {
 		if m[s] > 0 {

@@ -309,6 +309,16 @@ func (b *builder) output(id int) *taskOutput {
 	return b.outputs[id]
 }
 
+// outputMeta is a finished task's output manifest for its dependents'
+// keys; nil when it did not finish or was not keyed (caching off).
+func (b *builder) outputMeta(id int) *outputMeta {
+	if out := b.output(id); out != nil {
+		m, _ := out.meta.(*outputMeta)
+		return m
+	}
+	return nil
+}
+
 // outputText is the trimmed stdout of a finished task.
 func (b *builder) outputText(id int) (string, error) {
 	b.outMu.Lock()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,23 +126,17 @@ func (a *app) runsCmd() *cobra.Command {
 					break
 				}
 				d := (time.Duration(r.DurationMS) * time.Millisecond).Round(time.Millisecond)
-				fmt.Fprintf(a.stdout, "%s  %-10s %8s  %s\n", r.RunID, r.Status, d, countsLine(r.Counts))
+				counts := ""
+				if len(r.Counts) > 0 {
+					counts = build.CountsText(r.Counts)
+				}
+				fmt.Fprintf(a.stdout, "%s  %-10s %8s  %s\n", r.RunID, r.Status, d, counts)
 			}
 			return nil
 		},
 	}
 	c.Flags().Int("limit", 20, "how many runs to list")
 	return c
-}
-
-func countsLine(m map[build.Status]int) string {
-	var parts []string
-	for _, s := range []build.Status{build.StatusSucceeded, build.StatusCached, build.StatusUpToDate, build.StatusFailed, build.StatusTimedOut, build.StatusSkipped, build.StatusCancelled} {
-		if m[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", m[s], s))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 func (a *app) logsCmd() *cobra.Command {
