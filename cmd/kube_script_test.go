@@ -6,8 +6,11 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"time"
 )
 
 func init() {
@@ -19,9 +22,9 @@ func init() {
 // hand (KUBECONFIG, else $RP_K8S_DIR/kubeconfig as scripts/k8s/up.sh writes
 // it). With RUSTYPIPE_TEST_KUBE=1 (CI) its absence is an error, not a skip.
 func kubeAvailable() (bool, error) {
-	_, err := os.Stat(testKubeconfig())
+	err := apiServerAnswers(testKubeconfig())
 	if err != nil && os.Getenv("RUSTYPIPE_TEST_KUBE") == "1" {
-		return false, fmt.Errorf("RUSTYPIPE_TEST_KUBE=1 but there is no kubeconfig (bring the cluster up with scripts/k8s/up.sh): %v", err)
+		return false, fmt.Errorf("RUSTYPIPE_TEST_KUBE=1 but the test cluster does not answer (bring it up with scripts/k8s/up.sh): %v", err)
 	}
 	return err == nil, nil
 }
@@ -37,4 +40,22 @@ func testKubeconfig() string {
 		dir = "/tmp/rp-k8s"
 	}
 	return filepath.Join(dir, "kubeconfig")
+}
+
+// apiServerAnswers checks that the kubeconfig exists and that its API server
+// accepts a connection: a cluster taken down leaves its kubeconfig behind.
+func apiServerAnswers(kubeconfig string) error {
+	data, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		return err
+	}
+	m := regexp.MustCompile(`server:\s*"?https?://([^\s/"]+)`).FindSubmatch(data)
+	if m == nil {
+		return fmt.Errorf("%s names no server", kubeconfig)
+	}
+	conn, err := net.DialTimeout("tcp", string(m[1]), 2*time.Second)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
