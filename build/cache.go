@@ -421,10 +421,23 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdout, stde
 	return out, nil
 }
 
+// put stores a task's result. It first tries the session open for lookups:
+// cas's Lookup stores append small writes to the store's journal, which
+// costs far less than opening the index writable (a build that re-ran one
+// task spent most of its time in that open and close). When the journal is
+// full, or no cache exists yet, it stores through a writable session.
 func (c *cacheLayer) put(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, stdout, stderr *capture) error {
+	err := c.putWith(ctx, b, id, k, files, stdout, stderr, false)
+	if errors.Is(err, cas.ErrJournalFull) || errors.Is(err, errNoCache) {
+		err = c.putWith(ctx, b, id, k, files, stdout, stderr, true)
+	}
+	return err
+}
+
+func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, stdout, stderr *capture, write bool) error {
 	t := c.plan.Tasks[id]
 	r := b.records[id]
-	st, err := c.sess.acquire(ctx, true)
+	st, err := c.sess.acquire(ctx, write)
 	if err != nil {
 		return err
 	}

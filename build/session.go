@@ -33,6 +33,7 @@ var errNoCache = errors.New("no cache directory yet")
 // process holds the cache directory for a whole build. Lookups open it in
 // cas's shared lookup mode, which any number of processes may hold at once;
 // writes open it exclusively, and a writable store serves lookups too.
+// (Most writes need no writable session: see cacheLayer.put.)
 // Safe for concurrent use; every acquire is paired with a release.
 type session struct {
 	opts     cas.Options // Dir, LockWait; the mode is chosen per acquire

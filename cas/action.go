@@ -278,6 +278,16 @@ func (s *Store) GetAction(ctx context.Context, key [32]byte) (*ActionResult, err
 	}
 	var a *ActionResult
 	err := s.withDB(func(db *badger.DB) error {
+		if rec, ok := s.journalAction(key); ok {
+			var err error
+			if a, err = decodeAction(key, rec, nil); err == nil {
+				if err = s.checkBlobs(db, a); err == nil {
+					return nil
+				}
+			}
+			// Not usable: what the index holds, if anything, may be.
+			a = nil
+		}
 		var val, used []byte
 		err := db.View(func(txn *badger.Txn) error {
 			item, err := txn.Get(actionKey(key))
@@ -306,15 +316,11 @@ func (s *Store) GetAction(ctx context.Context, key [32]byte) (*ActionResult, err
 			s.dropAction(db, key)
 			return err
 		}
-		for _, b := range a.Blobs() {
-			ok, err := s.hasBlob(db, b.Digest)
-			if err != nil {
-				return err
-			}
-			if !ok {
+		if err := s.checkBlobs(db, a); err != nil {
+			if errors.Is(err, ErrNotFound) {
 				s.dropAction(db, key)
-				return fmt.Errorf("blob %s is gone: %w", hexKey(b.Digest), ErrNotFound)
 			}
+			return err
 		}
 		return nil
 	})
@@ -323,6 +329,21 @@ func (s *Store) GetAction(ctx context.Context, key [32]byte) (*ActionResult, err
 	}
 	s.noteUse(a)
 	return a, nil
+}
+
+// checkBlobs returns an error matching ErrNotFound when a blob a names is
+// not stored.
+func (s *Store) checkBlobs(db *badger.DB, a *ActionResult) error {
+	for _, b := range a.Blobs() {
+		ok, err := s.hasBlob(db, b.Digest)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("blob %s is gone: %w", hexKey(b.Digest), ErrNotFound)
+		}
+	}
+	return nil
 }
 
 // dropAction deletes a dead action from a writable store, best effort.
@@ -437,7 +458,7 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.writable(); err != nil {
+	if err := s.canPut(); err != nil {
 		return err
 	}
 	if err := validateAction(a); err != nil {
@@ -456,6 +477,9 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult) error {
 		return err
 	}
 	refs := a.Blobs()
+	if s.lookup {
+		return s.putJournal(a, &stored, val, refs, now)
+	}
 	// Pin before checking, so that GC cannot delete a blob between the
 	// check and the write.
 	s.pinMu.Lock()
@@ -548,7 +572,8 @@ func (s *Store) deleteAction(ctx context.Context, key [32]byte) error {
 // between transactions, never inside one.
 const listChunk = 256
 
-// List calls fn for every stored action in key order, stopping at the
+// List calls fn for every stored action (in key order, then those only
+// the journal holds, in key order), stopping at the
 // first error fn returns (which List returns). Records that cannot be
 // decoded are skipped (Verify reports and removes them). Actions put or
 // deleted during List may or may not be seen. fn may call other Store
@@ -609,7 +634,7 @@ func (s *Store) scanActions(ctx context.Context, fn func([32]byte, *ActionResult
 			return err
 		}
 		if len(chunk) == 0 {
-			return nil
+			return s.scanJournal(ctx, fn)
 		}
 		s.usedMu.Lock()
 		pending := make(map[[32]byte]time.Time)

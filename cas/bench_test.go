@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
@@ -75,6 +76,43 @@ func BenchmarkOpenPutClose(b *testing.B) {
 			b.Fatal(err)
 		}
 		if err := s.PutAction(ctx, &ActionResult{Key: key(fmt.Sprint("bench", i)), Stdout: ref, Stderr: EmptyBlob}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkLookupPutClose is the same session through a Lookup store: the
+// put is one append to the journal. A writable open merges the journal
+// whenever it fills, as a build's writable session would.
+func BenchmarkLookupPutClose(b *testing.B) {
+	dir := benchStore(b)
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		s, err := Open(ctx, Options{Dir: dir, Lookup: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := []byte(fmt.Sprint("bench output ", i))
+		ref, err := s.PutReader(ctx, bytes.NewReader(out))
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = s.PutAction(ctx, &ActionResult{Key: key(fmt.Sprint("bench", i)), Stdout: ref, Stderr: EmptyBlob})
+		if errors.Is(err, ErrJournalFull) {
+			s.Close()
+			w, werr := Open(ctx, Options{Dir: dir})
+			if werr != nil {
+				b.Fatal(werr)
+			}
+			w.Close()
+			continue
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		if err := s.Close(); err != nil {

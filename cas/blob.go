@@ -85,7 +85,7 @@ func (s *Store) HasBlob(ctx context.Context, d [32]byte) (bool, error) {
 }
 
 func (s *Store) hasBlob(db *badger.DB, d [32]byte) (bool, error) {
-	if d == EmptyBlob.Digest {
+	if d == EmptyBlob.Digest || s.journalHasBlob(d) {
 		return true, nil
 	}
 	err := db.View(func(txn *badger.Txn) error {
@@ -132,7 +132,7 @@ func (s *Store) putBlob(ctx context.Context, d [32]byte, size int64, r io.Reader
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.writable(); err != nil {
+	if err := s.canPut(); err != nil {
 		return err
 	}
 	s.pin(d)
@@ -160,7 +160,7 @@ func (s *Store) putBlob(ctx context.Context, d [32]byte, size int64, r io.Reader
 // advance, and returns its reference. Use it for captured output. Errors
 // as PutBlob. Safe for concurrent use.
 func (s *Store) PutReader(ctx context.Context, r io.Reader) (BlobRef, error) {
-	if err := s.writable(); err != nil {
+	if err := s.canPut(); err != nil {
 		return BlobRef{}, fmt.Errorf("cas: put: %w", err)
 	}
 	ref, err := s.store(ctx, nil, -1, r)
@@ -175,7 +175,7 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (BlobRef, error) {
 // reference. A file whose size changes while it is read gives an error
 // matching ErrCorrupt. Errors as PutBlob. Safe for concurrent use.
 func (s *Store) PutFile(ctx context.Context, path string) (BlobRef, error) {
-	if err := s.writable(); err != nil {
+	if err := s.canPut(); err != nil {
 		return BlobRef{}, fmt.Errorf("cas: put file %s: %w", path, err)
 	}
 	f, err := os.Open(path)
@@ -243,6 +243,13 @@ func (s *Store) storeInline(_ context.Context, want *[32]byte, size int64, data 
 	}
 	ref := BlobRef{Digest: d, Size: int64(len(data))}
 	if d == EmptyBlob.Digest {
+		return ref, nil
+	}
+	if s.lookup {
+		// Written to the journal with the action that names it.
+		s.jnMu.Lock()
+		s.pending[d] = bytes.Clone(data)
+		s.jnMu.Unlock()
 		return ref, nil
 	}
 	if err := s.checkSpace(minFreeBytes); err != nil {
@@ -392,6 +399,9 @@ func (s *Store) openBlob(ctx context.Context, d [32]byte) (io.ReadCloser, int64,
 	})
 	if err != nil {
 		return nil, 0, err
+	}
+	if !found {
+		data, found = s.journalBlob(d)
 	}
 	if found {
 		return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil

@@ -17,9 +17,13 @@
 //   - writable (default): exclusive, one process at a time; puts, GC.
 //     Open+Close costs about 3.5–5 ms, and a session that wrote about
 //     8 ms (BenchmarkOpenClose, BenchmarkOpenPutClose).
-//   - Lookup: shared with other Lookup and ReadOnly stores; GetAction and
-//     blob reads only, hits recorded in v1/uses.log for the next writable
-//     session. Open+Close costs about 0.4–0.5 ms (BenchmarkLookupSession).
+//   - Lookup: shared with other Lookup and ReadOnly stores; reads, hits
+//     recorded in v1/uses.log for the next writable session, and puts
+//     appended to the journal, v1/journal.log (see journal.go), which the
+//     next writable session merges into the index. Open+Close costs about
+//     0.4–0.5 ms (BenchmarkLookupSession); a put costs one append. When
+//     the journal is full (256 KiB), puts fail with ErrJournalFull and the
+//     caller stores through a writable session.
 //   - ReadOnly: like Lookup, but nothing is written at all.
 //
 // A directory that cannot be written, or whose file system is nearly full,
@@ -34,6 +38,7 @@
 //	DIR/v1/blobs/ab/abcd…     blobs larger than Options.BlobInline (32 KiB)
 //	DIR/v1/tmp/               temporary files, renamed into blobs/ when complete
 //	DIR/v1/uses.log           hits of Lookup stores, merged by the next writer
+//	DIR/v1/journal.log        puts of Lookup stores, merged by the next writer
 //
 // Index keys: "a/"+key → action record (JSON, version 1); "u/"+key → last
 // use (8 bytes, big-endian Unix nanoseconds); "b/"+digest → blob content.
@@ -50,7 +55,9 @@
 //     size, fsynced and renamed. A failed write (disk full, cancel, digest
 //     mismatch) removes its temporary file and stores nothing.
 //   - An action is written only after every blob it names is stored
-//     (PutAction checks). A crash in between leaves only unreferenced blobs,
+//     (PutAction checks); in the journal, an action and the inline blobs it
+//     names are one line, written with one append and checked by a
+//     checksum, so a line cut short is a miss, never a partial entry. A crash in between leaves only unreferenced blobs,
 //     which GC removes. GetAction reports a miss, and drops the action, if a
 //     named blob has gone.
 //   - GC never removes a blob that a put in this session stored and no

@@ -53,6 +53,12 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("cas: stats: %w", err)
 	}
+	if err := s.scanJournal(ctx, func([32]byte, *ActionResult, error) error {
+		st.Actions++
+		return nil
+	}); err != nil {
+		return Stats{}, fmt.Errorf("cas: stats: %w", err)
+	}
 	if err := s.walkBlobFiles(ctx, func(_ [32]byte, _ string, fi fs.FileInfo) error {
 		st.FileBlobs++
 		st.FileBytes += fi.Size()

@@ -171,6 +171,13 @@ type Store struct {
 	// usedMu guards used: last-use times not yet written to the index.
 	usedMu sync.Mutex
 	used   map[[32]byte]time.Time
+
+	// jnMu guards jn, the journal as read at Open plus this store's own
+	// appends, and pending: inline blobs a Lookup store was given and will
+	// write with the action that names them (see journal.go).
+	jnMu    sync.Mutex
+	jn      *journal
+	pending map[[32]byte][]byte
 }
 
 // Dir returns the cache directory the store was opened on.
@@ -236,6 +243,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		now:      o.Clock,
 		pins:     map[[32]byte]struct{}{},
 		used:     map[[32]byte]time.Time{},
+		pending:  map[[32]byte][]byte{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -316,6 +324,9 @@ func (s *Store) openLocked() error {
 			}
 		}
 	}
+	// A journal that cannot be read serves nothing; a writer's merge then
+	// leaves it alone.
+	jerr := s.readJournal()
 	db, err := s.openIndex()
 	if err != nil {
 		return err
@@ -323,6 +334,11 @@ func (s *Store) openLocked() error {
 	s.db = db
 	if !s.readOnly {
 		s.mergeUses(db)
+		if jerr == nil {
+			// A failed merge (the disk is nearly full) keeps the journal,
+			// which goes on serving reads.
+			s.mergeJournal(db)
+		}
 	}
 	return nil
 }
@@ -616,6 +632,15 @@ func (s *Store) withDB(fn func(db *badger.DB) error) error {
 		return ErrClosed
 	}
 	return fn(s.db)
+}
+
+// canPut is writable for puts, which Lookup stores make through the
+// journal.
+func (s *Store) canPut() error {
+	if s.lookup {
+		return nil
+	}
+	return s.writable()
 }
 
 func (s *Store) writable() error {
