@@ -52,10 +52,20 @@ type cacheLayer struct {
 
 // keyed is what lookup computed for one task, for store and explain.
 type keyed struct {
-	key      hashing.Key
+	key    hashing.Key
+	recipe *hashing.Recipe
+	inputs []hashing.FileEntry
+	paths  []string // input paths, for backends that ship them
+
+	preOnce  sync.Once
 	preimage *hashing.Preimage
-	inputs   []hashing.FileEntry
-	paths    []string // input paths, for backends that ship them
+}
+
+// pre returns the key's preimage, built on first use: most tasks are up to
+// date and never need it.
+func (k *keyed) pre() *hashing.Preimage {
+	k.preOnce.Do(func() { _, k.preimage = hashing.TaskKey(k.recipe) })
+	return k.preimage
 }
 
 // lookupResult is what a lookup found: done means the task needs no run.
@@ -153,12 +163,12 @@ func (c *cacheLayer) computeKey(ctx context.Context, b *builder, id int, script 
 	if r.EnvIdentity, err = c.identity(ctx, b, id); err != nil {
 		return nil, false, fmt.Errorf("task %q: backend identity: %w", t.Name, err)
 	}
-	key, pre := hashing.TaskKey(r)
+	k := &keyed{key: hashing.KeyOf(r), recipe: r, inputs: inputs, paths: paths}
 	if c.opts.DebugKeys != nil {
-		fmt.Fprintf(c.opts.DebugKeys, "keyhash %s %s\n", t.Name, key)
-		pre.WriteTo(c.opts.DebugKeys)
+		fmt.Fprintf(c.opts.DebugKeys, "keyhash %s %s\n", t.Name, k.key)
+		k.pre().WriteTo(c.opts.DebugKeys)
 	}
-	return &keyed{key: key, preimage: pre, inputs: inputs, paths: paths}, true, nil
+	return k, true, nil
 }
 
 // declaredEnv is the env that goes into the key: the pipeline's and the
@@ -470,7 +480,7 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 	if a.Stderr, err = putCapture(ctx, st, stderr); err != nil {
 		return err
 	}
-	if a.Preimage, err = json.Marshal(k.preimage); err != nil {
+	if a.Preimage, err = json.Marshal(k.pre()); err != nil {
 		return err
 	}
 	snap := r.Snapshot()

@@ -146,7 +146,7 @@ func Explain(ctx context.Context, pl *Plan, o Options, task string) (*Explanatio
 		ex.Upstream = append(ex.Upstream, p)
 	}
 	if ex.keyed != nil {
-		ex.Records = ex.keyed.preimage.Records
+		ex.Records = ex.keyed.pre().Records
 	}
 	for _, r := range ex.Records {
 		if r.Label == hashing.LabelEnvIdentity && strings.HasPrefix(r.Value, "kubernetes ") && !hasDigest(r.Value) {
@@ -166,7 +166,7 @@ func Explain(ctx context.Context, pl *Plan, o Options, task string) (*Explanatio
 		return ex, nil
 	}
 	ex.Previous, ex.PrevWhen = key.String(), when
-	ex.Changes = hashing.DiffPreimages(prev, ex.keyed.preimage)
+	ex.Changes = hashing.DiffPreimages(prev, ex.keyed.pre())
 	return ex, nil
 }
 

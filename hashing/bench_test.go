@@ -41,10 +41,18 @@ func BenchmarkTaskKey(b *testing.B) {
 		Deps:        []DepEntry{{Name: "generate", Output: d("gen")}, {Name: "vet", Output: d("vet")}},
 		EnvIdentity: "local linux/amd64",
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		TaskKey(r)
-	}
+	b.Run("TaskKey", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			TaskKey(r)
+		}
+	})
+	b.Run("KeyOf", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			KeyOf(r)
+		}
+	})
 }
 
 // BenchmarkMemoHit measures a lookup of an unchanged file: one lstat and a

@@ -3,6 +3,7 @@ package hashing
 import (
 	"cmp"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"path"
@@ -109,10 +110,27 @@ type Preimage struct {
 func TaskKey(r *Recipe) (Key, *Preimage) {
 	n := 6 + len(r.Env) + len(r.Inputs) + len(r.Outputs) + len(r.Deps)
 	p := &Preimage{Records: make([]Record, 0, n)}
-	add := func(label, name, value string) {
+	recipeRecords(r, func(label, name, value string) {
 		p.Records = append(p.Records, Record{Label: label, Name: name, Value: value})
-	}
+	})
+	return Key(p.sum()), p
+}
 
+// KeyOf returns the same Key as TaskKey without building the preimage: the
+// records are framed straight into the hash. It is what a build computes
+// for every task, most of which turn out to be up to date.
+func KeyOf(r *Recipe) Key {
+	buf := make([]byte, 0, 1024)
+	recipeRecords(r, func(label, name, value string) {
+		buf = appendFramed(buf, label)
+		buf = appendFramed(buf, name)
+		buf = appendFramed(buf, value)
+	})
+	return Key(blake3.Sum256(buf))
+}
+
+// recipeRecords calls add with every record of key recipe v1, in order.
+func recipeRecords(r *Recipe, add func(label, name, value string)) {
 	add(LabelVersion, "", KeyVersion)
 	add(LabelCommand, "", r.Command)
 	add(LabelShell, "", r.Shell)
@@ -147,7 +165,6 @@ func TaskKey(r *Recipe) (Key, *Preimage) {
 
 	add(LabelEnvIdentity, "", r.EnvIdentity)
 	add(LabelCacheKey, "", r.Salt)
-	return Key(p.sum()), p
 }
 
 // Key recomputes the Key that p is the preimage of. For a preimage returned
@@ -346,7 +363,14 @@ func compareBytes(a, b []byte) int { return strings.Compare(string(a), string(b)
 
 // fileValue is the value of an input or file record: "<mode> <digest>".
 func fileValue(f FileEntry) string {
-	return fmt.Sprintf("%04o %s", canonicalMode(f.Mode), f.Digest)
+	var b [7 + 1 + 2*Size]byte
+	v := strconv.AppendUint(b[:0], uint64(canonicalMode(f.Mode)), 8)
+	if len(v) < 4 { // %04o: the canonical modes are 0644, 0755 and 120000
+		v = append([]byte("0000"[:4-len(v)]), v...)
+	}
+	v = append(v, ' ')
+	v = hex.AppendEncode(v, f.Digest[:])
+	return string(v)
 }
 
 // canonicalMode keeps what can change a command's result: whether the entry

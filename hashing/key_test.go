@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -222,6 +223,20 @@ func TestTaskKeyEveryFieldMatters(t *testing.T) {
 			t.Errorf("%s: key %s equals that of %s", tt.name, k, prev)
 		}
 		seen[k] = tt.name
+		if fast := KeyOf(r); fast != k {
+			t.Errorf("%s: KeyOf = %s, TaskKey = %s", tt.name, fast, k)
+		}
+	}
+}
+
+// TestFileValueFormat pins the input and file record value to the
+// "%04o %s" form of key recipe v1.
+func TestFileValueFormat(t *testing.T) {
+	for _, mode := range []uint32{0o600, 0o644, 0o700, 0o755, 0o4755, ModeSymlink} {
+		f := FileEntry{Path: "p", Mode: mode, Digest: d("x")}
+		if got, want := fileValue(f), fmt.Sprintf("%04o %s", canonicalMode(mode), f.Digest); got != want {
+			t.Errorf("mode %o: fileValue = %q, want %q", mode, got, want)
+		}
 	}
 }
 
