@@ -1,6 +1,9 @@
 package build
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +64,36 @@ func TestRetryDelaysGrowWithBackoff(t *testing.T) {
 			}
 			prev = d
 		}
+	}
+}
+
+// TestRunJSONMatchesEncodingJSON checks that writeRun's hand-written task
+// list is byte for byte what encoding/json writes for the whole record.
+func TestRunJSONMatchesEncodingJSON(t *testing.T) {
+	d := &runDir{dir: t.TempDir()}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	sum := &Summary{RunID: "r1", Status: "succeeded", Counts: map[Status]int{StatusUpToDate: 2, StatusSucceeded: 1},
+		Started: start, Finished: start.Add(1500 * time.Millisecond)}
+	for i, name := range []string{"plain", `quo"te\back`, "<html>&amp;", "tab\there\nnl", "ünïcode ✓", "bad\xffutf8", "\x7f"} {
+		r := &TaskRecord{Name: name, Status: StatusUpToDate, DurationMS: int64(i), file: safeName(name)}
+		if i%2 == 0 {
+			r.Cache, r.Key = "up-to-date", strings.Repeat("ab", 32)
+		}
+		sum.Tasks = append(sum.Tasks, r)
+	}
+	if err := d.writeRun(sum); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(d.dir, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := RunRecord{RunID: sum.RunID, Status: sum.Status, Counts: sum.Counts, Started: sum.Started, Finished: sum.Finished, DurationMS: 1500}
+	for _, r := range sum.Tasks {
+		rec.Tasks = append(rec.Tasks, TaskSummary{Name: r.Name, Status: r.Status, DurationMS: r.DurationMS, Cache: r.Cache, Key: r.Key, File: r.file})
+	}
+	want, _ := json.Marshal(&rec)
+	if string(got) != string(want)+"\n" {
+		t.Errorf("run.json:\n%s\nwant\n%s", got, want)
 	}
 }
