@@ -47,7 +47,7 @@ type cacheLayer struct {
 	state *workspaceState
 
 	mu    sync.Mutex
-	tasks map[int]*keyed // per task: what lookup computed
+	tasks []*keyed // per task id: what lookup computed
 }
 
 // keyed is what lookup computed for one task, for store and explain.
@@ -81,7 +81,7 @@ type outputMeta struct {
 }
 
 func newCacheLayer(pl *Plan, o Options) *cacheLayer {
-	c := &cacheLayer{plan: pl, opts: o.Cache, rep: o.Reporter, env: o.Env, tasks: map[int]*keyed{}}
+	c := &cacheLayer{plan: pl, opts: o.Cache, rep: o.Reporter, env: o.Env, tasks: make([]*keyed, len(pl.Tasks))}
 	if !c.opts.on() {
 		return c
 	}
@@ -123,8 +123,11 @@ func (c *cacheLayer) identity(ctx context.Context, b *builder, id int) (string, 
 	if ider, ok := b.opts.Backends[backendName(t)].(exec.Identifier); ok {
 		return ider.Identity(ctx, &exec.Spec{Task: t.Name, Workspace: c.plan.Workspace, Image: t.Image})
 	}
-	return "local " + runtime.GOOS + "/" + runtime.GOARCH, nil
+	return localIdentity, nil
 }
+
+// localIdentity is the environment identity of the local backend.
+const localIdentity = "local " + runtime.GOOS + "/" + runtime.GOARCH
 
 // computeKey builds the recipe of a task whose dependencies are known and
 // returns its key. ok is false when a dependency has no output manifest (it
@@ -175,6 +178,9 @@ func (c *cacheLayer) computeKey(ctx context.Context, b *builder, id int, script 
 // task's declared env, and the values of template references. The rest of
 // the process environment is deliberately not hashed (see the README).
 func declaredEnv(p *pipeline.Pipeline, t *pipeline.Task, refEnv []string) map[string]string {
+	if len(p.Env)+len(t.Env)+len(refEnv) == 0 {
+		return nil
+	}
 	m := make(map[string]string, len(p.Env)+len(t.Env)+len(refEnv))
 	for k, v := range p.Env {
 		m[k] = v

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rustypipe/rustypipe/hashing"
 )
 
 // Status is the state of a task in a run.
@@ -248,7 +250,8 @@ func (d *runDir) writeRun(s *Summary) error {
 	if !ok {
 		return fmt.Errorf("build: encode run.json: tasks is not the last field")
 	}
-	buf := append(head, `"tasks":[`...)
+	buf := append(make([]byte, 0, len(head)+16+len(s.Tasks)*(140+2*hashing.Size)), head...)
+	buf = append(buf, `"tasks":[`...)
 	for i, t := range s.Tasks {
 		if i > 0 {
 			buf = append(buf, ',')

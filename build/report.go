@@ -180,7 +180,13 @@ func (c *console) TaskRetrying(r *TaskRecord, a *Attempt) {
 }
 
 func (c *console) TaskFinished(r *TaskRecord) {
-	s := r.Snapshot()
+	r.mu.Lock()
+	s := struct {
+		Name, Reason, CacheWarning string
+		Status                     Status
+		DurationMS                 int64
+	}{r.Name, r.Reason, r.CacheWarning, r.Status, r.DurationMS}
+	r.mu.Unlock()
 	c.mu.Lock()
 	delete(c.running, s.Name)
 	c.counts[s.Status]++

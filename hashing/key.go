@@ -149,16 +149,25 @@ func recipeRecords(r *Recipe, add func(label, name, value string)) {
 		add(LabelInput, f.Path, fileValue(f))
 	}
 
-	outs := slices.Clone(r.Outputs)
-	slices.Sort(outs)
-	for _, o := range slices.Compact(outs) {
-		add(LabelOutput, o, "")
+	outs := r.Outputs
+	if !slices.IsSorted(outs) {
+		outs = slices.Clone(outs)
+		slices.Sort(outs)
+	}
+	for i, o := range outs {
+		if i == 0 || o != outs[i-1] {
+			add(LabelOutput, o, "")
+		}
 	}
 
-	deps := slices.Clone(r.Deps)
-	slices.SortFunc(deps, func(a, b DepEntry) int {
+	deps := r.Deps
+	compareDeps := func(a, b DepEntry) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), compareBytes(a.Output[:], b.Output[:]))
-	})
+	}
+	if !slices.IsSortedFunc(deps, compareDeps) {
+		deps = slices.Clone(deps)
+		slices.SortFunc(deps, compareDeps)
+	}
 	for _, d := range deps {
 		add(LabelDep, d.Name, d.Output.String())
 	}
@@ -348,15 +357,20 @@ func (m *Manifest) Digest() Digest {
 // sortedFiles returns a copy of files sorted by path, then canonical mode,
 // then digest, so that the order is total.
 func sortedFiles(files []FileEntry) []FileEntry {
+	if slices.IsSortedFunc(files, compareFiles) {
+		return files // the caller does not modify it
+	}
 	out := slices.Clone(files)
-	slices.SortFunc(out, func(a, b FileEntry) int {
-		return cmp.Or(
-			strings.Compare(a.Path, b.Path),
-			cmp.Compare(canonicalMode(a.Mode), canonicalMode(b.Mode)),
-			compareBytes(a.Digest[:], b.Digest[:]),
-		)
-	})
+	slices.SortFunc(out, compareFiles)
 	return out
+}
+
+func compareFiles(a, b FileEntry) int {
+	return cmp.Or(
+		strings.Compare(a.Path, b.Path),
+		cmp.Compare(canonicalMode(a.Mode), canonicalMode(b.Mode)),
+		compareBytes(a.Digest[:], b.Digest[:]),
+	)
 }
 
 func compareBytes(a, b []byte) int { return strings.Compare(string(a), string(b)) }
