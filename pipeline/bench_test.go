@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +28,31 @@ func BenchmarkRender(b *testing.B) {
 	}
 	for b.Loop() {
 		if _, _, err := tpl.Render("bash", constant("value")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadCached1000 loads bench/'s 1,000-task pipeline through its
+// memo, as every build after the first does.
+func BenchmarkLoadCached1000(b *testing.B) {
+	dir := b.TempDir()
+	var y strings.Builder
+	y.WriteString("name: bench\ntasks:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&y, "  - name: t%d\n    run: mkdir -p out && echo %d > out/%d.txt\n    inputs: [in/%d.txt]\n    outputs: [out/%d.txt]\n", i, i, i, i, i)
+	}
+	file := filepath.Join(dir, "rustypipe.yaml")
+	if err := os.WriteFile(file, []byte(y.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	memo := filepath.Join(dir, "memo")
+	if _, err := LoadCached(file, memo, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		p, err := LoadCached(file, memo, "bench")
+		if err != nil || len(p.Tasks) != 1000 {
 			b.Fatal(err)
 		}
 	}

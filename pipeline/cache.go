@@ -23,25 +23,26 @@ func LoadCached(path, cachePath, stamp string) (*Pipeline, error) {
 		return nil, err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "rustypipe pipeline memo v1\x00%s\x00%s\x00", stamp, path)
+	fmt.Fprintf(h, "rustypipe pipeline memo v2\x00%s\x00%s\x00", stamp, path)
 	h.Write(data)
 	sum := h.Sum(nil)
 	if raw, err := os.ReadFile(cachePath); err == nil {
-		var m pipelineMemo
-		if gob.NewDecoder(bytes.NewReader(raw)).Decode(&m) == nil && bytes.Equal(m.Sum, sum) && m.Pipeline != nil {
-			m.Pipeline.reindex()
-			return m.Pipeline, nil
+		if body, ok := bytes.CutPrefix(raw, append([]byte(memoMagic), sum...)); ok {
+			if p, err := decodeMemoPipeline(body); err == nil {
+				p.reindex()
+				return p, nil
+			}
 		}
 	}
 	p, err := Parse(path, data)
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if gob.NewEncoder(&buf).Encode(&pipelineMemo{Sum: sum, Pipeline: p}) == nil {
+	if body, err := encodeMemoPipeline(p); err == nil {
 		if os.MkdirAll(filepath.Dir(cachePath), 0o755) == nil {
 			tmp := fmt.Sprintf("%s.%d.tmp", cachePath, os.Getpid())
-			if os.WriteFile(tmp, buf.Bytes(), 0o644) == nil && os.Rename(tmp, cachePath) != nil {
+			raw := append(append([]byte(memoMagic), sum...), body...)
+			if os.WriteFile(tmp, raw, 0o644) == nil && os.Rename(tmp, cachePath) != nil {
 				os.Remove(tmp)
 			}
 		}
@@ -49,15 +50,14 @@ func LoadCached(path, cachePath, stamp string) (*Pipeline, error) {
 	return p, nil
 }
 
+// memoMagic starts a memo file; the SHA-256 of the memo's inputs follows,
+// then the encoded pipeline (memocodec.go).
+const memoMagic = "rustypipe pipeline memo v2\n"
+
 func init() {
 	// Backend options hold decoded YAML values of these dynamic types.
 	gob.Register([]any(nil))
 	gob.Register(map[string]any(nil))
-}
-
-type pipelineMemo struct {
-	Sum      []byte
-	Pipeline *Pipeline
 }
 
 // reindex rebuilds the unexported lookup index after a memo was decoded.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestLoadCachedMatchesLoadAndNoticesChanges(t *testing.T) {
@@ -49,5 +50,63 @@ func TestLoadCachedMatchesLoadAndNoticesChanges(t *testing.T) {
 	write("tasks:\n  - name: ok\n    run: echo\n")
 	if p, err := LoadCached(file, memo, "stamp"); err != nil || p.Task("ok") == nil {
 		t.Fatalf("a corrupt memo broke loading: %v", err)
+	}
+}
+
+// TestMemoCodecRoundTrip encodes the feature-complete example and a
+// pipeline with every field set, and checks that decoding gives them back.
+func TestMemoCodecRoundTrip(t *testing.T) {
+	full, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every field of Task, Retry and Pos set, nil and empty slices and maps,
+	// a position in another file.
+	every := &Pipeline{File: "p.yaml", Name: "n", Description: "d", Concurrency: 3, StopOnFail: true,
+		Env: map[string]string{"A": "1", "B": ""}, Vars: map[string]string{}, Shell: "bash", Dir: "sub",
+		Tasks: []*Task{{
+			Name: "t", Run: "echo {{ vars.x }}", DependsOn: []string{"u", "v"}, Retries: 2, Timeout: 90 * time.Second,
+			Backend: "box", CacheKey: "salt", ContinueOnFail: true, Env: map[string]string{"E": "é"}, Vars: map[string]string{"x": "y"},
+			Shell: "sh", Dir: "d", Inputs: []string{"src/**/*.go"}, Outputs: []string{}, Description: "desc",
+			Retry: &Retry{Attempts: 3, Delay: time.Second, Backoff: 1.5, MaxDelay: time.Minute, OnExitCodes: []int{-1, 0, 255}},
+			Image: "img@sha256:00", Pos: Pos{File: "other.yaml", Line: 7, Col: 3},
+		}, {Name: "u", Run: "true", Retry: &Retry{Attempts: 1}, Pos: Pos{File: "p.yaml", Line: 9, Col: 5}}},
+	}
+	for _, p := range []*Pipeline{full, every} {
+		b, err := encodeMemoPipeline(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeMemoPipeline(b)
+		if err != nil {
+			t.Fatalf("%s: %v", p.File, err)
+		}
+		got.byName, got.keyPos = p.byName, p.keyPos
+		if !reflect.DeepEqual(got, p) {
+			t.Errorf("%s: round trip changed the pipeline:\n got %+v\nwant %+v", p.File, got, p)
+		}
+		// Every truncation is an error, never a panic or a partial pipeline.
+		for n := range len(b) {
+			if _, err := decodeMemoPipeline(b[:n]); err == nil {
+				t.Fatalf("%s: decoding the first %d of %d bytes succeeded", p.File, n, len(b))
+			}
+		}
+	}
+}
+
+// TestMemoCodecCoversEveryField fails when a field is added to a type the
+// memo codec writes: add it to encodeMemoPipeline and decodeMemoPipeline
+// (and to TestMemoCodecRoundTrip), then to this list.
+func TestMemoCodecCoversEveryField(t *testing.T) {
+	known := map[reflect.Type]int{
+		reflect.TypeFor[Pipeline](): 13, // 11 encoded; byName is rebuilt, keyPos absent
+		reflect.TypeFor[Task]():     18,
+		reflect.TypeFor[Retry]():    5,
+		reflect.TypeFor[Pos]():      3,
+	}
+	for typ, n := range known {
+		if typ.NumField() != n {
+			t.Errorf("%s has %d fields, the memo codec knows %d", typ, typ.NumField(), n)
+		}
 	}
 }
