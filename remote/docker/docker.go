@@ -52,6 +52,7 @@ type Backend struct {
 	sem      *backendkit.Limiter  // nil when Config.Concurrency is 0
 	hostname string
 	owner    string // LabelOwner's value
+	helper   string // LabelHelper's value; "" when the backend runs inside rustypipe
 
 	cliOnce sync.Once
 	cli     *client.Client
@@ -402,11 +403,7 @@ func (b *Backend) createOptions(s *exec.Spec) (client.ContainerCreateOptions, er
 			Entrypoint:   argv,
 			Cmd:          []string{},
 			WorkingDir:   wd,
-			Labels: map[string]string{
-				LabelRunID: s.RunID,
-				LabelTask:  s.Task,
-				LabelOwner: b.owner,
-			},
+			Labels:       b.labels(s),
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: container.NetworkMode(b.cfg.Network),
@@ -418,6 +415,19 @@ func (b *Backend) createOptions(s *exec.Spec) (client.ContainerCreateOptions, er
 			},
 		},
 	}, nil
+}
+
+// labels are the labels of s's container.
+func (b *Backend) labels(s *exec.Spec) map[string]string {
+	l := map[string]string{
+		LabelRunID: s.RunID,
+		LabelTask:  s.Task,
+		LabelOwner: b.owner,
+	}
+	if b.helper != "" {
+		l[LabelHelper] = b.helper
+	}
+	return l
 }
 
 // checkShell makes sure that the shell is in a directory of the container's
