@@ -16,7 +16,7 @@ import (
 	"github.com/rustypipe/rustypipe/exec/external"
 	"github.com/rustypipe/rustypipe/exec/local"
 	"github.com/rustypipe/rustypipe/pipeline"
-	"github.com/rustypipe/rustypipe/remote/docker"
+	"github.com/rustypipe/rustypipe/remote/docker/dockerconfig"
 	"github.com/rustypipe/rustypipe/remote/ssh"
 )
 
@@ -173,15 +173,24 @@ func (a *app) backends(plan *build.Plan) (map[string]exec.Backend, error) {
 		case "local":
 			m[name] = m["local"]
 		case "docker":
-			dc, err := docker.ParseConfig(cfg.Options)
+			// Served by the rustypipe-docker helper, so that rustypipe does
+			// not link the Engine API client. The options are checked here,
+			// where an error can name the position in the file, and sent in
+			// their parsed form, which the helper decodes to the same Config.
+			if _, ok := cfg.Options["command"]; ok {
+				return nil, fail(fmt.Errorf("key \"command\": not used by type docker (it runs %s)", dockerHelper))
+			}
+			dc, err := dockerconfig.Parse(cfg.Options)
 			if err != nil {
 				return nil, fail(err)
 			}
-			b, err := docker.New(dc, a.logf)
-			if err != nil {
+			if err := dc.CheckMounts(dockerconfig.EngineSockets(os.Getenv("DOCKER_HOST"))); err != nil {
 				return nil, fail(err)
 			}
-			m[name] = b
+			m[name] = external.New(external.Options{
+				Name: name, Command: []string{dockerHelper}, Config: dc.Options(), Log: a.logf,
+				TempDir: filepath.Join(plan.Workspace, ".rustypipe", "tmp"),
+			})
 		case "ssh":
 			sc, err := ssh.ParseConfig(cfg.Options)
 			if err != nil {
@@ -232,6 +241,12 @@ func (a *app) logf(msg string) { fmt.Fprintf(a.stderr, "rustypipe: %s\n", msg) }
 // the external-backend protocol. It links client-go, which rustypipe itself
 // does not, so that builds that never use Kubernetes do not pay for it.
 const kubeHelper = "rustypipe-kube"
+
+// dockerHelper is the executable that serves `type: docker` backends over
+// the external-backend protocol. It links the Docker Engine API client,
+// which rustypipe itself does not, so that builds that never use Docker do
+// not pay for it.
+const dockerHelper = "rustypipe-docker"
 
 // externalOptions turns an `external` or `kubernetes` backend's YAML options
 // into the protocol client's options. The helper validates the rest of the

@@ -11,6 +11,7 @@ import (
 	"github.com/rustypipe/rustypipe/exec"
 	"github.com/rustypipe/rustypipe/exec/external"
 	"github.com/rustypipe/rustypipe/exec/local"
+	"github.com/rustypipe/rustypipe/remote/docker"
 	"github.com/rustypipe/rustypipe/remote/kube"
 	"os"
 	"path/filepath"
@@ -31,6 +32,13 @@ func TestMain(m *testing.M) {
 		"rustypipe-kube": func() {
 			if err := external.Serve(context.Background(), os.Stdin, os.Stdout, kube.HelperBackend); err != nil {
 				fmt.Fprintln(os.Stderr, "rustypipe-kube:", err)
+				os.Exit(1)
+			}
+		},
+		// The Docker helper, found beside rustypipe as when installed.
+		"rustypipe-docker": func() {
+			if err := external.Serve(context.Background(), os.Stdin, os.Stdout, docker.HelperBackend); err != nil {
+				fmt.Fprintln(os.Stderr, "rustypipe-docker:", err)
 				os.Exit(1)
 			}
 		},

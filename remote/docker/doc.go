@@ -1,13 +1,20 @@
 // Package docker is the exec.Backend that runs each task attempt in a fresh
 // Docker container, through the engine's API (never the docker CLI). It
-// imports only exec from this module.
+// imports only the exec tree from this module (and dockerconfig).
+//
+// rustypipe does not link this package, whose Engine API client would slow
+// the start of every invocation: the rustypipe-docker helper serves
+// HelperBackend over the external-backend protocol (package exec/external),
+// and rustypipe checks the configuration with package dockerconfig only.
+// The backend behaves the same in process and in the helper; the tests run
+// it both ways.
 //
 // # Configuration
 //
 // A pipeline names its backends (`backends: {alpine: {type: docker, image:
 // alpine:3.20}}`) and a task picks one (`backend: alpine`) and may override
 // the image (`image:`, Spec.Image). ParseConfig decodes the options into a
-// Config; New validates it. The engine is DOCKER_HOST's (with
+// Config (both defined in dockerconfig); New validates it. The engine is DOCKER_HOST's (with
 // DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_API_VERSION) or the
 // platform's default socket; Docker CLI contexts are not read. New does no
 // I/O: the client is created and the API version negotiated on first use.
@@ -31,7 +38,9 @@
 //     PATH, HOME, USER, SHELL, TMPDIR and PWD — so that the image's PATH and
 //     HOME apply; then Config.Env on top. The image's other variables stay
 //     unless the task sets them.
-//   - labels: LabelRunID, LabelTask and LabelOwner ("hostname:pid").
+//   - labels: LabelRunID, LabelTask and LabelOwner ("hostname:pid" of
+//     rustypipe), and in a helper LabelHelper ("hostname:pid" of the
+//     helper).
 //   - user, network, CPU and memory limits from Config; Config.Mounts as
 //     bind mounts, read-only unless ReadWrite, relative sources resolved
 //     against the workspace.
@@ -82,6 +91,11 @@
 // even if the tag moves during a run. Network, CPU and memory limits and
 // mounts are not part of the identity.
 //
+// The helper announces the protocol's identity capability and answers each
+// identity request with Identity, which the client keeps per image: keys
+// are the same whether the backend runs in process or in the helper. A
+// helper started anew after one died resolves the images anew.
+//
 // # Safety
 //
 // The engine's socket is never mounted into a task: New and Run refuse a
@@ -96,5 +110,9 @@
 // A rustypipe process that dies without cleaning up leaves containers
 // labelled with its host name and pid. Reap, called automatically before a
 // Backend's first container, removes those whose process no longer runs on
-// this host.
+// this host. In the helper, the owner is the helper's parent, rustypipe, so
+// that nothing of a live rustypipe is removed; a helper that dies while its
+// rustypipe lives leaves containers whose LabelHelper names a process that
+// no longer runs, and the next helper (rustypipe starts one for the next
+// attempt) removes those.
 package docker

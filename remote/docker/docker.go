@@ -21,6 +21,7 @@ import (
 
 	"github.com/rustypipe/rustypipe/exec"
 	"github.com/rustypipe/rustypipe/exec/backendkit"
+	"github.com/rustypipe/rustypipe/remote/docker/dockerconfig"
 )
 
 var (
@@ -47,10 +48,11 @@ const (
 type Backend struct {
 	cfg      Config
 	log      func(msg string)
-	sockets  []string            // the engine's socket paths, never mounted into a task
-	sem      *backendkit.Limiter // nil when Config.Concurrency is 0
+	sockets  dockerconfig.Sockets // the engine's socket paths, never mounted into a task
+	sem      *backendkit.Limiter  // nil when Config.Concurrency is 0
 	hostname string
 	owner    string // LabelOwner's value
+	helper   string // LabelHelper's value; "" when the backend runs inside rustypipe
 
 	cliOnce sync.Once
 	cli     *client.Client
@@ -72,7 +74,7 @@ type Backend struct {
 // platform's default socket, on first use. log receives progress messages
 // (pulls, reaped containers, failed clean-ups); nil discards them.
 func New(cfg Config, log func(msg string)) (*Backend, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Pull == "" {
@@ -91,7 +93,7 @@ func New(cfg Config, log func(msg string)) (*Backend, error) {
 	b := &Backend{
 		cfg:      cfg,
 		log:      log,
-		sockets:  engineSockets(os.Getenv(client.EnvOverrideHost)),
+		sockets:  dockerconfig.EngineSockets(os.Getenv(client.EnvOverrideHost)),
 		hostname: host,
 		owner:    backendkit.Owner(host, os.Getpid()),
 		images:   make(map[string]*imageEntry),
@@ -100,13 +102,8 @@ func New(cfg Config, log func(msg string)) (*Backend, error) {
 	if cfg.Concurrency > 0 {
 		b.sem = backendkit.NewLimiter(cfg.Concurrency)
 	}
-	for i, m := range cfg.Mounts {
-		if !isHostAbs(m.Source) {
-			continue // relative to the workspace: checked by Run
-		}
-		if err := b.checkMountSource(m.Source); err != nil {
-			return nil, fmt.Errorf("docker: config key \"mounts\": item %d: %w", i, err)
-		}
+	if err := cfg.CheckMounts(b.sockets); err != nil {
+		return nil, err // a relative source is checked by Run, against the workspace
 	}
 	return b, nil
 }
@@ -406,11 +403,7 @@ func (b *Backend) createOptions(s *exec.Spec) (client.ContainerCreateOptions, er
 			Entrypoint:   argv,
 			Cmd:          []string{},
 			WorkingDir:   wd,
-			Labels: map[string]string{
-				LabelRunID: s.RunID,
-				LabelTask:  s.Task,
-				LabelOwner: b.owner,
-			},
+			Labels:       b.labels(s),
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: container.NetworkMode(b.cfg.Network),
@@ -422,6 +415,19 @@ func (b *Backend) createOptions(s *exec.Spec) (client.ContainerCreateOptions, er
 			},
 		},
 	}, nil
+}
+
+// labels are the labels of s's container.
+func (b *Backend) labels(s *exec.Spec) map[string]string {
+	l := map[string]string{
+		LabelRunID: s.RunID,
+		LabelTask:  s.Task,
+		LabelOwner: b.owner,
+	}
+	if b.helper != "" {
+		l[LabelHelper] = b.helper
+	}
+	return l
 }
 
 // checkShell makes sure that the shell is in a directory of the container's
@@ -491,13 +497,13 @@ func (b *Backend) mounts(s *exec.Spec) ([]mount.Mount, error) {
 	var ms []mount.Mount
 	for _, m := range b.cfg.Mounts {
 		src := m.Source
-		if !isHostAbs(src) {
+		if !dockerconfig.IsHostAbs(src) {
 			if !filepath.IsAbs(s.Workspace) {
 				return nil, fmt.Errorf("mount %s: workspace %q is not an absolute path", src, s.Workspace)
 			}
 			src = filepath.Join(s.Workspace, filepath.FromSlash(src))
 		}
-		if err := b.checkMountSource(src); err != nil {
+		if err := b.sockets.CheckSource(src); err != nil {
 			return nil, err
 		}
 		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Target, ReadOnly: !m.ReadWrite})
@@ -506,53 +512,10 @@ func (b *Backend) mounts(s *exec.Spec) ([]mount.Mount, error) {
 		if !filepath.IsAbs(s.Workspace) {
 			return nil, fmt.Errorf("mount_workspace: workspace %q is not an absolute path", s.Workspace)
 		}
-		if err := b.checkMountSource(s.Workspace); err != nil {
+		if err := b.sockets.CheckSource(s.Workspace); err != nil {
 			return nil, err
 		}
 		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: s.Workspace, Target: b.cfg.Workdir})
 	}
 	return ms, nil
-}
-
-// isHostAbs reports whether a mount source is an absolute path for the
-// engine's host: absolute here, or rooted with "/".
-func isHostAbs(src string) bool {
-	return filepath.IsAbs(src) || strings.HasPrefix(src, "/")
-}
-
-// engineSockets returns the paths of the engine's API socket: the
-// standard ones, and DOCKER_HOST's when it names a unix socket or a named
-// pipe, each also with its symlinks resolved.
-func engineSockets(dockerHost string) []string {
-	socks := []string{"/var/run/docker.sock", "/run/docker.sock"}
-	if p, ok := strings.CutPrefix(dockerHost, "unix://"); ok && p != "" {
-		socks = append(socks, p)
-	}
-	for _, p := range socks { // the range is over the three standard paths at most
-		if r, err := filepath.EvalSymlinks(p); err == nil && r != p {
-			socks = append(socks, r)
-		}
-	}
-	return socks
-}
-
-// checkMountSource refuses a bind-mount source that is the engine's socket,
-// a directory that contains it, or a named pipe: any of them would hand the
-// task control of the engine.
-func (b *Backend) checkMountSource(src string) error {
-	if strings.HasPrefix(src, `\\.\pipe\`) || strings.HasPrefix(src, `//./pipe/`) {
-		return fmt.Errorf("mount source %s is a named pipe; the engine's API is never mounted into a task", src)
-	}
-	cands := []string{filepath.Clean(src)}
-	if r, err := filepath.EvalSymlinks(src); err == nil {
-		cands = append(cands, r)
-	}
-	for _, c := range cands {
-		for _, sock := range b.sockets {
-			if rel, err := filepath.Rel(c, filepath.FromSlash(sock)); err == nil && (rel == "." || filepath.IsLocal(rel)) {
-				return fmt.Errorf("mount source %s would expose the Docker socket %s; the engine's API is never mounted into a task", src, sock)
-			}
-		}
-	}
-	return nil
 }

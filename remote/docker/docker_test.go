@@ -266,13 +266,19 @@ func TestReap(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := runID(t)
-	create := func(owner string) string {
+	// create makes a container labelled as a backend with owner, and with
+	// helper when not "", makes it.
+	create := func(owner string, helper ...string) string {
 		t.Helper()
+		labels := map[string]string{LabelOwner: owner, LabelRunID: run, LabelTask: "reap"}
+		for _, h := range helper {
+			labels[LabelHelper] = h
+		}
 		c, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 			Config: &container.Config{
 				Image:      testImageRef,
 				Entrypoint: []string{"sleep", "60"},
-				Labels:     map[string]string{LabelOwner: owner, LabelRunID: run, LabelTask: "reap"},
+				Labels:     labels,
 			},
 		})
 		if err != nil {
@@ -289,14 +295,19 @@ func TestReap(t *testing.T) {
 	live := create(host + ":" + strconv.Itoa(os.Getppid()))
 	mine := create(backendkit.Owner(host, os.Getpid()))
 	elsewhere := create("another-host-" + host + ":" + strconv.Itoa(dead))
+	// Of a helper: kept while both the helper and its rustypipe live,
+	// removed once the helper is gone even though its rustypipe lives.
+	liveHelper := create(host+":"+strconv.Itoa(os.Getppid()), backendkit.Owner(host, os.Getpid()))
+	deadHelper := create(host+":"+strconv.Itoa(os.Getppid()), host+":"+strconv.Itoa(dead))
+	otherHostHelper := create(host+":"+strconv.Itoa(os.Getppid()), "another-host-"+host+":"+strconv.Itoa(dead))
 
 	b := newTestBackend(t, Config{})
 	n, err := b.Reap(ctx)
 	if err != nil {
 		t.Fatalf("Reap: %v", err)
 	}
-	if n < 1 {
-		t.Errorf("Reap removed %d containers, want at least the one of pid %d", n, dead)
+	if n < 2 {
+		t.Errorf("Reap removed %d containers, want at least the two of pid %d", n, dead)
 	}
 	left := map[string]bool{}
 	for _, id := range containersLabelled(t, cli, LabelRunID, run) {
@@ -305,7 +316,11 @@ func TestReap(t *testing.T) {
 	if left[gone] {
 		t.Errorf("the running container of dead pid %d was not reaped", dead)
 	}
-	for name, id := range map[string]string{"a live process's": live, "this process's": mine, "another host's": elsewhere} {
+	if left[deadHelper] {
+		t.Errorf("the container of dead helper pid %d, whose owner lives, was not reaped", dead)
+	}
+	for name, id := range map[string]string{"a live process's": live, "this process's": mine, "another host's": elsewhere,
+		"a live helper's": liveHelper, "another host's helper's": otherHostHelper} {
 		if !left[id] {
 			t.Errorf("Reap removed %s container", name)
 		}

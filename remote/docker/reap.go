@@ -11,20 +11,24 @@ import (
 	"github.com/rustypipe/rustypipe/exec/backendkit"
 )
 
-// The labels every task container carries.
+// The labels every task container carries, LabelHelper only when the
+// backend runs in a helper (HelperBackend).
 const (
-	LabelRunID = "rustypipe.run-id" // Spec.RunID
-	LabelTask  = "rustypipe.task"   // Spec.Task
-	LabelOwner = "rustypipe.owner"  // "hostname:pid" of the rustypipe process that created it
+	LabelRunID  = "rustypipe.run-id" // Spec.RunID
+	LabelTask   = "rustypipe.task"   // Spec.Task
+	LabelOwner  = "rustypipe.owner"  // "hostname:pid" of the rustypipe process the container belongs to
+	LabelHelper = "rustypipe.helper" // "hostname:pid" of the rustypipe-docker helper that created it
 )
 
-// Reap removes the task containers left behind by rustypipe processes of
-// this host that are gone (crashed, killed with SIGKILL): every container,
-// running or not, whose LabelOwner names this host name and a pid that no
-// longer runs. Containers of live processes, this one included, and of
-// other hosts are left alone. It returns how many containers it removed,
-// and the errors of the removals that failed joined together. Run calls it
-// once, before its first container; it is safe for concurrent use.
+// Reap removes the task containers left behind by processes of this host
+// that are gone (crashed, killed with SIGKILL): every container, running or
+// not, whose LabelOwner names this host name and a pid that no longer runs,
+// or whose LabelHelper does (a helper that died while its rustypipe lives:
+// nothing else would ever remove its containers). Containers of live
+// processes, this one included, and of other hosts are left alone. It
+// returns how many containers it removed, and the errors of the removals
+// that failed joined together. Run calls it once, before its first
+// container; it is safe for concurrent use.
 func (b *Backend) Reap(ctx context.Context) (int, error) {
 	cli, err := b.client()
 	if err != nil {
@@ -40,8 +44,7 @@ func (b *Backend) Reap(ctx context.Context) (int, error) {
 	removed := 0
 	var errs []error
 	for _, c := range list.Items {
-		host, pid, ok := backendkit.ParseOwner(c.Labels[LabelOwner])
-		if !ok || host != b.hostname || backendkit.ProcessAlive(pid) {
+		if !b.abandoned(c.Labels[LabelOwner]) && !b.abandoned(c.Labels[LabelHelper]) {
 			continue
 		}
 		_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
@@ -54,4 +57,12 @@ func (b *Backend) Reap(ctx context.Context) (int, error) {
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// abandoned reports whether owner ("hostname:pid", a label's value) names
+// a process of this host that no longer runs. An empty or malformed value
+// is not abandoned.
+func (b *Backend) abandoned(owner string) bool {
+	host, pid, ok := backendkit.ParseOwner(owner)
+	return ok && host == b.hostname && !backendkit.ProcessAlive(pid)
 }
