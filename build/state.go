@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,7 @@ type workspaceState struct {
 	entries   map[string]*stateEntry
 	durations map[string]int64
 	dirty     map[string]bool
+	loaded    os.FileInfo // the file as loaded; nil when there was none
 }
 
 type stateEntry struct {
@@ -46,11 +48,27 @@ type stateFile struct {
 func StatePath(workspace string) string { return filepath.Join(workspace, ".rustypipe", "state") }
 
 func readStateFile(path string) (stateFile, bool) {
-	data, err := os.ReadFile(path)
+	f, _, ok := readStateFileInfo(path)
+	return f, ok
+}
+
+// readStateFileInfo also returns the stat of the file it read.
+func readStateFileInfo(path string) (stateFile, os.FileInfo, bool) {
+	file, err := os.Open(path)
 	if err != nil {
-		return stateFile{}, false
+		return stateFile{}, nil, false
 	}
-	return decodeState(data)
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return stateFile{}, nil, false
+	}
+	data := make([]byte, fi.Size())
+	if _, err := io.ReadFull(file, data); err != nil {
+		return stateFile{}, nil, false
+	}
+	f, ok := decodeState(data)
+	return f, fi, ok
 }
 
 // The state file is a small binary format, because a no-op build of a large
@@ -60,7 +78,8 @@ func readStateFile(path string) (stateFile, bool) {
 const stateMagic = "rustypipe state 1\n"
 
 func encodeState(f *stateFile) []byte {
-	b := []byte(stateMagic)
+	b := make([]byte, 0, 64+len(f.Tasks)*(100+2*hashing.Size)+len(f.Durations)*24)
+	b = append(b, stateMagic...)
 	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
 	b = binary.AppendUvarint(b, uint64(len(f.Tasks)))
 	for name, e := range f.Tasks {
@@ -147,7 +166,8 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 
 func loadState(workspace string) *workspaceState {
 	s := &workspaceState{path: StatePath(workspace), entries: map[string]*stateEntry{}, durations: map[string]int64{}, dirty: map[string]bool{}}
-	if f, ok := readStateFile(s.path); ok {
+	if f, fi, ok := readStateFileInfo(s.path); ok {
+		s.loaded = fi
 		if f.Tasks != nil {
 			s.entries = f.Tasks
 		}
@@ -202,6 +222,16 @@ func (s *workspaceState) forget(task string) {
 	s.mu.Unlock()
 }
 
+// unchangedSinceLoad reports whether the state file is the one loadState
+// read (same file, size and modification time).
+func (s *workspaceState) unchangedSinceLoad() bool {
+	if s.loaded == nil {
+		return false
+	}
+	fi, err := os.Stat(s.path)
+	return err == nil && os.SameFile(fi, s.loaded) && fi.Size() == s.loaded.Size() && fi.ModTime().Equal(s.loaded.ModTime())
+}
+
 // save merges this build's changes into the file as it is now (another
 // build may have written it meanwhile) and replaces it atomically.
 func (s *workspaceState) save() error {
@@ -213,7 +243,14 @@ func (s *workspaceState) save() error {
 	if len(s.dirty) == 0 {
 		return nil
 	}
-	f, _ := readStateFile(s.path)
+	var f stateFile
+	if s.unchangedSinceLoad() {
+		// Nobody wrote the file since this build read it: what this build
+		// holds is the file with its changes applied.
+		f = stateFile{Tasks: s.entries, Durations: s.durations}
+	} else {
+		f, _ = readStateFile(s.path)
+	}
 	if f.Tasks == nil {
 		f.Tasks = map[string]*stateEntry{}
 	}

@@ -2,6 +2,7 @@ package build
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/rustypipe/rustypipe/hashing"
@@ -34,5 +35,41 @@ func TestStateRoundTripAndCorruption(t *testing.T) {
 	}
 	if _, ok := decodeState([]byte("rustypipe state 9\nxx")); ok {
 		t.Fatal("another version accepted")
+	}
+}
+
+// TestStateSaveMergesAnotherBuildsWrite: a build that saves after another
+// build replaced the state file keeps the other build's entries.
+func TestStateSaveMergesAnotherBuildsWrite(t *testing.T) {
+	ws := t.TempDir()
+	entry := func(b byte) *stateEntry {
+		return &stateEntry{Key: hashing.Key{b}, Files: []hashing.FileEntry{}, Stdout: []byte{b}, HasOut: true}
+	}
+	s0 := loadState(ws)
+	s0.put("a", entry(1))
+	if err := s0.save(); err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := loadState(ws), loadState(ws)
+	s1.put("b", entry(2))
+	if err := s1.save(); err != nil { // nobody wrote since s1 loaded
+		t.Fatal(err)
+	}
+	s2.put("c", entry(3))
+	s2.forget("a")
+	if err := s2.save(); err != nil { // s1 wrote since s2 loaded
+		t.Fatal(err)
+	}
+	f, ok := readStateFile(StatePath(ws))
+	if !ok {
+		t.Fatal("state file unreadable")
+	}
+	var names []string
+	for n := range f.Tasks {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"b", "c"}) {
+		t.Fatalf("state holds %v, want [b c]", names)
 	}
 }
