@@ -3,7 +3,6 @@ package pipeline
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/gob"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,12 +52,6 @@ func LoadCached(path, cachePath, stamp string) (*Pipeline, error) {
 // memoMagic starts a memo file; the SHA-256 of the memo's inputs follows,
 // then the encoded pipeline (memocodec.go).
 const memoMagic = "rustypipe pipeline memo v2\n"
-
-func init() {
-	// Backend options hold decoded YAML values of these dynamic types.
-	gob.Register([]any(nil))
-	gob.Register(map[string]any(nil))
-}
 
 // reindex rebuilds the unexported lookup index after a memo was decoded.
 func (p *Pipeline) reindex() {

@@ -64,6 +64,14 @@ func TestMemoCodecRoundTrip(t *testing.T) {
 	// a position in another file.
 	every := &Pipeline{File: "p.yaml", Name: "n", Description: "d", Concurrency: 3, StopOnFail: true,
 		Env: map[string]string{"A": "1", "B": ""}, Vars: map[string]string{}, Shell: "bash", Dir: "sub",
+		Backends: map[string]*BackendConfig{
+			"box": {Name: "box", Type: "docker", Pos: Pos{File: "p.yaml", Line: 2, Col: 3}, Options: map[string]any{
+				"image": "busybox", "cpus": 1.5, "memory": 512, "neg": -3, "pull": false, "none": nil,
+				"mounts": []any{"a:/a", map[string]any{"src": "b", "ro": true}}, "empty": []any{}, "nolist": []any(nil),
+				"env": map[string]any{}, "nomap": map[string]any(nil),
+			}},
+			"bare": {Name: "bare", Type: "local", Pos: Pos{File: "other.yaml", Line: 1, Col: 1}},
+		},
 		Tasks: []*Task{{
 			Name: "t", Run: "echo {{ vars.x }}", DependsOn: []string{"u", "v"}, Retries: 2, Timeout: 90 * time.Second,
 			Backend: "box", CacheKey: "salt", ContinueOnFail: true, Env: map[string]string{"E": "é"}, Vars: map[string]string{"x": "y"},
@@ -99,10 +107,11 @@ func TestMemoCodecRoundTrip(t *testing.T) {
 // (and to TestMemoCodecRoundTrip), then to this list.
 func TestMemoCodecCoversEveryField(t *testing.T) {
 	known := map[reflect.Type]int{
-		reflect.TypeFor[Pipeline](): 13, // 11 encoded; byName is rebuilt, keyPos absent
-		reflect.TypeFor[Task]():     18,
-		reflect.TypeFor[Retry]():    5,
-		reflect.TypeFor[Pos]():      3,
+		reflect.TypeFor[Pipeline]():      13, // 11 encoded; byName is rebuilt, keyPos absent
+		reflect.TypeFor[Task]():          18,
+		reflect.TypeFor[Retry]():         5,
+		reflect.TypeFor[Pos]():           3,
+		reflect.TypeFor[BackendConfig](): 4,
 	}
 	for typ, n := range known {
 		if typ.NumField() != n {

@@ -1,21 +1,21 @@
 package pipeline
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/gob"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 )
 
 // The memo codec writes a parsed Pipeline in a compact binary form that
 // decodes without reflection: encoding/gob took over a millisecond to
-// decode a 1,000-task pipeline, a tenth of a no-op build. Backend options
-// (decoded YAML of any shape) stay in gob, and only pipelines that declare
-// backends pay for it.
+// decode a 1,000-task pipeline, a tenth of a no-op build, and its package
+// initialisation was the costliest left in rustypipe's start. Backend
+// options, decoded YAML values, are written with a tag per value; a value of
+// a type YAML decoding does not produce fails the encoding, and the
+// pipeline is then parsed on every load.
 //
 // Strings are a uvarint length and bytes; integers are varints; a slice or
 // map is a uvarint n, 0 for nil and else its length plus one, so that nil
@@ -27,7 +27,7 @@ var errMemoShort = errors.New("pipeline memo: truncated")
 type memoWriter struct{ b []byte }
 
 // sortedKeys returns m's keys in order.
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -202,13 +202,23 @@ func encodeMemoPipeline(p *Pipeline) ([]byte, error) {
 	w.str(p.Shell)
 	w.str(p.Dir)
 	if p.Backends == nil {
-		w.str("")
+		w.uvarint(0)
 	} else {
-		var buf bytes.Buffer
-		if err := gob.NewEncoder(&buf).Encode(p.Backends); err != nil {
-			return nil, err
+		w.uvarint(uint64(len(p.Backends)) + 1)
+		for _, name := range sortedKeys(p.Backends) {
+			b := p.Backends[name]
+			w.str(name)
+			w.bool(b != nil)
+			if b == nil {
+				continue
+			}
+			w.str(b.Name)
+			w.str(b.Type)
+			if err := w.value(b.Options); err != nil {
+				return nil, fmt.Errorf("backend %q: %w", name, err)
+			}
+			w.pos(b.Pos, p.File)
 		}
-		w.str(buf.String())
 	}
 	w.uvarint(uint64(len(p.Tasks)))
 	for _, t := range p.Tasks {
@@ -262,9 +272,19 @@ func decodeMemoPipeline(b []byte) (*Pipeline, error) {
 		Shell:       r.str(),
 		Dir:         r.str(),
 	}
-	if be := r.str(); len(be) > 0 {
-		if err := gob.NewDecoder(strings.NewReader(be)).Decode(&p.Backends); err != nil {
-			return nil, err
+	if n := r.count(); n >= 0 {
+		p.Backends = make(map[string]*BackendConfig, n)
+		for range n {
+			name := r.str()
+			if !r.bool() {
+				p.Backends[name] = nil
+				continue
+			}
+			b := &BackendConfig{Name: r.str(), Type: r.str()}
+			opts, _ := r.value().(map[string]any)
+			b.Options = opts
+			b.Pos = r.pos(p.File)
+			p.Backends[name] = b
 		}
 	}
 	n := r.uvarint()
@@ -316,4 +336,116 @@ func decodeMemoPipeline(b []byte) (*Pipeline, error) {
 		return nil, errors.New("pipeline memo: trailing bytes")
 	}
 	return p, nil
+}
+
+// Tags of the values in backend options.
+const (
+	tagNil byte = iota
+	tagString
+	tagInt
+	tagFloat
+	tagBool
+	tagList
+	tagMap
+	tagNilList
+	tagNilMap
+)
+
+// value writes a decoded YAML value.
+func (w *memoWriter) value(v any) error {
+	switch v := v.(type) {
+	case nil:
+		w.b = append(w.b, tagNil)
+	case string:
+		w.b = append(w.b, tagString)
+		w.str(v)
+	case int:
+		w.b = append(w.b, tagInt)
+		w.int(int64(v))
+	case float64:
+		w.b = append(w.b, tagFloat)
+		w.uvarint(math.Float64bits(v))
+	case bool:
+		w.b = append(w.b, tagBool)
+		w.bool(v)
+	case []any:
+		if v == nil {
+			w.b = append(w.b, tagNilList)
+			return nil
+		}
+		w.b = append(w.b, tagList)
+		w.uvarint(uint64(len(v)))
+		for _, e := range v {
+			if err := w.value(e); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		if v == nil {
+			w.b = append(w.b, tagNilMap)
+			return nil
+		}
+		w.b = append(w.b, tagMap)
+		w.uvarint(uint64(len(v)))
+		for _, k := range sortedKeys(v) {
+			w.str(k)
+			if err := w.value(v[k]); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("option value of type %T cannot be memoised", v)
+	}
+	return nil
+}
+
+// value reads what memoWriter.value wrote.
+func (r *memoReader) value() any {
+	if len(r.s) == 0 {
+		r.fail()
+		return nil
+	}
+	tag := r.s[0]
+	r.s = r.s[1:]
+	switch tag {
+	case tagNil:
+		return nil
+	case tagString:
+		return r.str()
+	case tagInt:
+		return int(r.int())
+	case tagFloat:
+		return math.Float64frombits(r.uvarint())
+	case tagBool:
+		return r.bool()
+	case tagNilList:
+		return []any(nil)
+	case tagNilMap:
+		return map[string]any(nil)
+	case tagList:
+		n := r.uvarint()
+		if n > uint64(len(r.s)) {
+			r.fail()
+			return nil
+		}
+		l := make([]any, n)
+		for i := range l {
+			l[i] = r.value()
+		}
+		return l
+	case tagMap:
+		n := r.uvarint()
+		if n > uint64(len(r.s)) {
+			r.fail()
+			return nil
+		}
+		m := make(map[string]any, n)
+		for range n {
+			k := r.str()
+			m[k] = r.value()
+		}
+		return m
+	}
+	r.fail()
+	return nil
 }
