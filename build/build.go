@@ -37,6 +37,9 @@ type Options struct {
 	Env      []string        // the process environment tasks inherit (os.Environ())
 	RunID    string          // "" makes a new one
 	Now      func() time.Time
+	// NoopStamp identifies the rustypipe binary for the no-op record
+	// (noop.go); "" neither writes nor removes the record.
+	NoopStamp string
 
 	state *workspaceState // loaded by Run
 }
@@ -196,7 +199,11 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	if o.DryRun {
 		return b.dryRun(ctx)
 	}
-	recs, err := newRunDir(pl, o.RunID)
+	src, _ := os.ReadFile(pl.Pipeline.File) // a copy for the run record, and the no-op record's digest
+	if o.NoopStamp != "" {
+		removeNoop(pl.Workspace) // this build may change what it describes
+	}
+	recs, err := makeRunDir(pl.Workspace, src, o.RunID)
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +268,9 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	}
 	if err := recs.writeRun(sum); err != nil {
 		o.Reporter.Warn(err.Error())
+	}
+	if sum.Counts[StatusUpToDate] == len(pl.Tasks) {
+		b.writeNoop(sum, src)
 	}
 	o.Reporter.RunFinished(sum)
 	switch {

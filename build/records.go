@@ -129,14 +129,14 @@ type runDir struct {
 	mu  sync.Mutex
 }
 
-func newRunDir(pl *Plan, runID string) (*runDir, error) {
-	pruneRuns(pl.Workspace)
-	dir := filepath.Join(RunsDir(pl.Workspace), runID)
+func makeRunDir(workspace string, pipelineSrc []byte, runID string) (*runDir, error) {
+	pruneRuns(workspace)
+	dir := filepath.Join(RunsDir(workspace), runID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("build: run records: %w", err)
 	}
-	if data, err := os.ReadFile(pl.Pipeline.File); err == nil {
-		os.WriteFile(filepath.Join(dir, "pipeline.yaml"), data, 0o644)
+	if pipelineSrc != nil {
+		os.WriteFile(filepath.Join(dir, "pipeline.yaml"), pipelineSrc, 0o644)
 	}
 	return &runDir{dir: dir}, nil
 }

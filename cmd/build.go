@@ -42,12 +42,7 @@ original form "rustypipe run PIPELINE.yaml" also works.`,
 
 // loadPipeline reads and validates the pipeline file named by -f.
 func (a *app) loadPipeline(c *cobra.Command, args []string) (*pipeline.Pipeline, []string, error) {
-	file := a.v.GetString("file")
-	// The original Rustypipe CLI took the pipeline file as an argument:
-	// "rustypipe run pipeline.yaml". Accept it when -f was not given.
-	if !c.Flags().Changed("file") && len(args) > 0 && isYAMLFile(args[0]) {
-		file, args = args[0], args[1:]
-	}
+	file, args := a.pipelineFile(c, args)
 	var p *pipeline.Pipeline
 	var err error
 	if c.Name() == "validate" {
@@ -59,6 +54,18 @@ func (a *app) loadPipeline(c *cobra.Command, args []string) (*pipeline.Pipeline,
 		return nil, nil, err
 	}
 	return p, args, nil
+}
+
+// pipelineFile returns the pipeline file named by -f and the remaining
+// arguments. The original Rustypipe CLI took the pipeline file as an
+// argument, "rustypipe run pipeline.yaml": it is accepted when -f was not
+// given.
+func (a *app) pipelineFile(c *cobra.Command, args []string) (string, []string) {
+	file := a.v.GetString("file")
+	if !c.Flags().Changed("file") && len(args) > 0 && isYAMLFile(args[0]) {
+		file, args = args[0], args[1:]
+	}
+	return file, args
 }
 
 // pipelineMemoPath is where the parsed form of a pipeline file is kept, in
@@ -97,11 +104,8 @@ func isYAMLFile(s string) bool {
 }
 
 func (a *app) runBuild(c *cobra.Command, args []string) error {
-	p, targets, err := a.loadPipeline(c, args)
-	if err != nil {
-		return err
-	}
-	plan, err := build.NewPlan(p, targets)
+	// Every flag is checked before the no-op record may end the build.
+	cache, err := a.cacheOptions(c)
 	if err != nil {
 		return err
 	}
@@ -113,7 +117,14 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 	if jobs < 0 {
 		return usagef("--jobs: must be at least 1, got %d", jobs)
 	}
-	cache, err := a.cacheOptions(c)
+	if done, err := a.tryNoop(c, args, cache); done || err != nil {
+		return err
+	}
+	p, targets, err := a.loadPipeline(c, args)
+	if err != nil {
+		return err
+	}
+	plan, err := build.NewPlan(p, targets)
 	if err != nil {
 		return err
 	}
@@ -139,8 +150,51 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 		Kill:     killOf(c.Context()),
 		Env:      a.env,
 		Now:      time.Now,
+		// The no-op record is written only where tryNoop may use it.
+		NoopStamp: noopStamp(cache, a.v.GetBool("dry-run")),
 	})
 	return err
+}
+
+// tryNoop finishes a build in which nothing changed without loading the
+// pipeline (build.TryNoop). It reports done when it did.
+func (a *app) tryNoop(c *cobra.Command, args []string, cache build.CacheOptions) (bool, error) {
+	stamp := noopStamp(cache, a.v.GetBool("dry-run"))
+	if stamp == "" {
+		return false, nil
+	}
+	file, targets := a.pipelineFile(c, args)
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return false, nil
+	}
+	_, ok, err := build.TryNoop(build.NoopOptions{
+		File: file, Workspace: filepath.Dir(abs), Targets: targets, Stamp: stamp, Env: a.env, Now: time.Now,
+		Reporter: func(tasks int) (build.Reporter, error) {
+			rep, _, err := a.reporter(tasks)
+			return rep, err
+		},
+		Debug: a.debugf("noop"),
+	})
+	return ok, err
+}
+
+// debugf returns a printer for RUSTYPIPE_DEBUG=what, or nil when it is off.
+func (a *app) debugf(what string) func(string) {
+	if !debugEnabled(a.env, what) {
+		return nil
+	}
+	return func(msg string) { fmt.Fprintf(a.stderr, "rustypipe: debug: %s\n", msg) }
+}
+
+// noopStamp is the no-op record's stamp, or "" when this build must not use
+// or write the record: a dry run, forced tasks, key debugging, or a cache
+// mode that does not read.
+func noopStamp(cache build.CacheOptions, dryRun bool) string {
+	if dryRun || len(cache.Force) > 0 || cache.DebugKeys != nil || (cache.Mode != "readwrite" && cache.Mode != "read") {
+		return ""
+	}
+	return binaryStamp()
 }
 
 func closeAll(backends map[string]exec.Backend) {

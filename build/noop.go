@@ -1,0 +1,436 @@
+package build
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/pipeline"
+)
+
+// The no-op record, .rustypipe/noop, lets a build in which nothing changed
+// finish without loading the pipeline, the workspace state or the stat memo
+// and without computing a single key: the dominant case in a dev loop, and
+// where rustypipe competes with make and ninja.
+//
+// A build writes it when every task was up to date, every task runs on the
+// local backend, every input is a literal path (no glob: a new file could
+// match one without any recorded file changing), and the stat data of every
+// input and output file is what the stat memo trusted for the digests that
+// went into the keys, and older than the racy window. It records the
+// rustypipe binary, the pipeline file's digest, the targets, the values of
+// the process environment variables the commands refer to, every task's
+// name and key, and the stat data (size, mtime, ctime, inode, device, mode)
+// of every file, or that a literal input was absent or a directory.
+//
+// TryNoop accepts the record only if all of that is unchanged: then every
+// task's key and outputs are what the record's build found up to date, and
+// the build is reported as that many up-to-date tasks. Any difference, a
+// damaged record or a check that cannot be made sends the caller to the
+// normal build, which removes the record and writes a new one if the build
+// qualifies again.
+
+// noopName is the record's file name in .rustypipe.
+const noopName = "noop"
+
+// noopMagic starts the record; a checksum of everything before it ends it.
+const noopMagic = "rustypipe noop 1\n"
+
+// File kinds in the record.
+const (
+	noopAbsent byte = iota // a literal input that did not exist
+	noopDir                // a literal input that was a directory (it matches nothing)
+	noopFile               // a regular file, with its Stat
+)
+
+type noopRecord struct {
+	stamp, file, targets string
+	pipeline             hashing.Digest
+	env                  []noopEnv
+	tasks                []noopTask
+	files                []noopFileRec
+}
+
+type noopEnv struct {
+	name, value string
+	set         bool
+}
+
+type noopTask struct {
+	name, file string
+	key        hashing.Key
+}
+
+type noopFileRec struct {
+	path string
+	kind byte
+	st   hashing.Stat
+}
+
+func noopPath(workspace string) string {
+	return filepath.Join(workspace, ".rustypipe", noopName)
+}
+
+func (r *noopRecord) encode() []byte {
+	b := make([]byte, 0, 128+len(r.tasks)*(48+hashing.Size)+len(r.files)*80)
+	b = append(b, noopMagic...)
+	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
+	num := func(v uint64) { b = binary.AppendUvarint(b, v) }
+	str(r.stamp)
+	str(r.file)
+	str(r.targets)
+	b = append(b, r.pipeline[:]...)
+	num(uint64(len(r.env)))
+	for _, e := range r.env {
+		str(e.name)
+		str(e.value)
+		b = append(b, boolByte(e.set))
+	}
+	num(uint64(len(r.tasks)))
+	for _, t := range r.tasks {
+		str(t.name)
+		str(t.file)
+		b = append(b, t.key[:]...)
+	}
+	num(uint64(len(r.files)))
+	for _, f := range r.files {
+		str(f.path)
+		b = append(b, f.kind)
+		if f.kind == noopFile {
+			b = binary.AppendVarint(b, f.st.Size)
+			b = binary.AppendVarint(b, f.st.MtimeNs)
+			b = binary.AppendVarint(b, f.st.CtimeNs)
+			num(f.st.Ino)
+			num(f.st.Dev)
+			num(uint64(f.st.Mode))
+		}
+	}
+	sum := blake3.Sum256(b)
+	return append(b, sum[:]...)
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+var errNoopRecord = errors.New("damaged no-op record")
+
+func decodeNoop(data []byte) (*noopRecord, error) {
+	if len(data) < len(noopMagic)+32 || !bytes.HasPrefix(data, []byte(noopMagic)) {
+		return nil, errNoopRecord
+	}
+	body, sum := data[:len(data)-32], data[len(data)-32:]
+	if blake3.Sum256(body) != [32]byte(sum) {
+		return nil, errNoopRecord
+	}
+	d := body[len(noopMagic):]
+	bad := false
+	num := func() uint64 {
+		v, n := binary.Uvarint(d)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		d = d[n:]
+		return v
+	}
+	snum := func() int64 {
+		v, n := binary.Varint(d)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		d = d[n:]
+		return v
+	}
+	fixed := func(n int) []byte {
+		if len(d) < n {
+			bad = true
+			return make([]byte, n)
+		}
+		v := d[:n]
+		d = d[n:]
+		return v
+	}
+	str := func() string { return string(fixed(int(min(num(), uint64(len(d)+1))))) }
+	count := func() int { return int(min(num(), uint64(len(d)))) } // each item takes a byte or more
+	r := &noopRecord{stamp: str(), file: str(), targets: str()}
+	r.pipeline = hashing.Digest(fixed(hashing.Size))
+	r.env = make([]noopEnv, count())
+	for i := range r.env {
+		r.env[i] = noopEnv{name: str(), value: str(), set: fixed(1)[0] == 1}
+	}
+	r.tasks = make([]noopTask, count())
+	for i := range r.tasks {
+		r.tasks[i] = noopTask{name: str(), file: str(), key: hashing.Key(fixed(hashing.Size))}
+	}
+	r.files = make([]noopFileRec, count())
+	for i := range r.files {
+		f := &r.files[i]
+		f.path = str()
+		f.kind = fixed(1)[0]
+		if f.kind == noopFile {
+			f.st = hashing.Stat{Size: snum(), MtimeNs: snum(), CtimeNs: snum(), Ino: num(), Dev: num(), Mode: uint32(num())}
+		}
+	}
+	if bad || len(d) != 0 {
+		return nil, errNoopRecord
+	}
+	return r, nil
+}
+
+// NoopOptions are what TryNoop needs to know about the build asked for.
+type NoopOptions struct {
+	File      string   // the pipeline file, as given
+	Workspace string   // the absolute directory of File
+	Targets   []string // the tasks asked for; empty means all
+	Stamp     string   // identifies the rustypipe binary (keys may change with it)
+	Env       []string // the process environment
+	Now       func() time.Time
+	// Reporter makes the reporter once the number of tasks is known.
+	Reporter func(tasks int) (Reporter, error)
+	// Debug, if set, is told why the record was not used, or that it was
+	// (RUSTYPIPE_DEBUG=noop).
+	Debug func(msg string)
+}
+
+// TryNoop finishes the build at once when the no-op record shows that
+// nothing changed since a build in which every task was up to date (see
+// above). ok is false when it cannot tell; the caller then runs the build
+// normally. The caller must not call it for a dry run, with --force, with
+// key debugging, or with a cache mode that does not read.
+func TryNoop(o NoopOptions) (sum *Summary, ok bool, err error) {
+	debug := o.Debug
+	if debug == nil {
+		debug = func(string) {}
+	}
+	rec, src, why := checkNoop(o)
+	if why != "" {
+		debug("no-op record not used: " + why)
+		return nil, false, nil
+	}
+	debug("no-op record used: nothing changed")
+
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	rep, err := o.Reporter(len(rec.tasks))
+	if err != nil {
+		return nil, false, err
+	}
+	now := o.Now()
+	runID := NewRunID(now)
+	dir, err := makeRunDir(o.Workspace, src, runID)
+	if err != nil {
+		return nil, false, err
+	}
+	sum = &Summary{RunID: runID, Dir: dir.dir, Started: now, Status: "succeeded"}
+	records := make([]TaskRecord, len(rec.tasks))
+	sum.Tasks = make([]*TaskRecord, len(rec.tasks))
+	rep.RunStarted(sum, len(rec.tasks))
+	for i, t := range rec.tasks {
+		r := &records[i]
+		*r = TaskRecord{Name: t.name, Backend: "local", Status: StatusUpToDate, Started: now, Finished: now,
+			Key: t.key.String(), Cache: "up-to-date", file: t.file}
+		sum.Tasks[i] = r
+		rep.TaskFinished(r)
+	}
+	sum.Finished = o.Now()
+	sum.Counts = map[Status]int{StatusUpToDate: len(rec.tasks)}
+	if err := dir.writeRun(sum); err != nil {
+		rep.Warn(err.Error())
+	}
+	rep.RunFinished(sum)
+	return sum, true, nil
+}
+
+// checkNoop returns the pipeline file's content when the record shows that
+// nothing changed, else why not.
+func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, why string) {
+	data, err := os.ReadFile(noopPath(o.Workspace))
+	if err != nil {
+		return nil, nil, "none (the last build ran or restored a task, or did not qualify)"
+	}
+	rec, err = decodeNoop(data)
+	switch {
+	case err != nil:
+		return nil, nil, err.Error()
+	case rec.stamp != o.Stamp:
+		return nil, nil, "written by another rustypipe binary"
+	case rec.file != o.File:
+		return nil, nil, "written for another pipeline file"
+	case rec.targets != targetsKey(o.Targets):
+		return nil, nil, "written for other targets"
+	}
+	src, err = os.ReadFile(o.File)
+	if err != nil || hashing.DigestBytes(src) != rec.pipeline {
+		return nil, nil, "the pipeline file changed"
+	}
+	for _, e := range rec.env {
+		if v, set := lookupEnv(o.Env, e.name); v != e.value || set != e.set {
+			return nil, nil, "environment variable " + e.name + " changed"
+		}
+	}
+	if !filesUnchanged(o.Workspace, rec.files) {
+		return nil, nil, "an input or output file changed"
+	}
+	return rec, src, ""
+}
+
+// filesUnchanged stats every recorded file, on two goroutines.
+func filesUnchanged(workspace string, files []noopFileRec) bool {
+	check := func(files []noopFileRec) bool {
+		for _, f := range files {
+			st, exists, err := hashing.Lstat(filepath.Join(workspace, filepath.FromSlash(f.path)))
+			if err != nil {
+				return false
+			}
+			switch f.kind {
+			case noopAbsent:
+				if exists {
+					return false
+				}
+			case noopDir:
+				if !exists || !os.FileMode(st.Mode).IsDir() {
+					return false
+				}
+			default:
+				if !exists || st != f.st {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	half := len(files) / 2
+	var wg sync.WaitGroup
+	var first bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		first = check(files[:half])
+	}()
+	second := check(files[half:])
+	wg.Wait()
+	return first && second
+}
+
+func targetsKey(targets []string) string {
+	t := slices.Clone(targets)
+	slices.Sort(t)
+	return strings.Join(slices.Compact(t), "\x00")
+}
+
+// trustworthy reports whether st can stand for the file's content in the
+// record: old enough not to be racy, and with a change time (which no tool
+// can set back) where the platform has one. Without change times (Windows)
+// no record is written.
+func trustworthy(st hashing.Stat, now time.Time) bool {
+	return st.CtimeNs != 0 && st.Older(now)
+}
+
+// removeNoop removes the record: this build may change what it describes.
+func removeNoop(workspace string) {
+	os.Remove(noopPath(workspace))
+}
+
+// writeNoop writes the record after a build in which every task was up to
+// date, if the build qualifies (see above); it returns without writing
+// otherwise.
+func (b *builder) writeNoop(sum *Summary, src []byte) {
+	o := b.opts
+	c := b.cache
+	if o.NoopStamp == "" || o.DryRun || sum.Status != "succeeded" || !c.opts.reads() || len(c.opts.Force) > 0 || c.opts.DebugKeys != nil || src == nil {
+		return
+	}
+	p := b.plan.Pipeline
+	now := o.Now()
+	rec := &noopRecord{stamp: o.NoopStamp, file: p.File, targets: targetsKey(o.Targets), pipeline: hashing.DigestBytes(src)}
+	envSeen := map[string]bool{}
+	for id, t := range b.plan.Tasks {
+		r := b.records[id]
+		k := c.tasks[id]
+		e := c.state.get(t.Name)
+		if r.Status != StatusUpToDate || backendName(t) != "local" || k == nil || e == nil {
+			return
+		}
+		rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file, key: k.key})
+		tpl, err := pipeline.ParseTemplate(t.Run)
+		if err != nil {
+			return
+		}
+		for _, ref := range tpl.Refs() {
+			if ref.Kind != "env" || envSeen[ref.Name] {
+				continue
+			}
+			if _, ok := t.Env[ref.Name]; ok {
+				continue
+			}
+			if _, ok := p.Env[ref.Name]; ok {
+				continue
+			}
+			envSeen[ref.Name] = true
+			v, set := lookupEnv(o.Env, ref.Name)
+			rec.env = append(rec.env, noopEnv{name: ref.Name, value: v, set: set})
+		}
+		// Inputs: every pattern literal; a file must be confirmed by the
+		// memo under the digest its key used.
+		inputs := map[string]hashing.Digest{}
+		for _, in := range k.inputs {
+			inputs[in.Path] = in.Digest
+		}
+		for _, pat := range t.Inputs {
+			if strings.ContainsAny(pat, `*?[{\`) {
+				return
+			}
+			rel := filepath.ToSlash(filepath.Clean(filepath.FromSlash(pat)))
+			if d, ok := inputs[rel]; ok {
+				st, ok := c.memo.Confirm(b.plan.Workspace, rel, d)
+				if !ok || !trustworthy(st, now) {
+					return
+				}
+				rec.files = append(rec.files, noopFileRec{path: rel, kind: noopFile, st: st})
+				continue
+			}
+			st, exists, err := hashing.Lstat(filepath.Join(b.plan.Workspace, filepath.FromSlash(rel)))
+			switch {
+			case err != nil:
+				return
+			case !exists:
+				rec.files = append(rec.files, noopFileRec{path: rel, kind: noopAbsent})
+			case os.FileMode(st.Mode).IsDir():
+				rec.files = append(rec.files, noopFileRec{path: rel, kind: noopDir})
+			default:
+				return // a file the key did not use (in the state directory, say)
+			}
+		}
+		for _, f := range e.Files {
+			st, ok := c.memo.Confirm(b.plan.Workspace, f.Path, f.Digest)
+			if !ok || !trustworthy(st, now) {
+				return
+			}
+			rec.files = append(rec.files, noopFileRec{path: f.Path, kind: noopFile, st: st})
+		}
+	}
+	path := noopPath(b.plan.Workspace)
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if err := os.WriteFile(tmp, rec.encode(), 0o644); err != nil {
+		return
+	}
+	if os.Rename(tmp, path) != nil {
+		os.Remove(tmp)
+	}
+}
