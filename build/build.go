@@ -266,6 +266,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	if err := o.state.save(); err != nil {
 		o.Reporter.Warn(err.Error())
 	}
+	recs.close()
 	if err := recs.writeRun(sum); err != nil {
 		o.Reporter.Warn(err.Error())
 	}

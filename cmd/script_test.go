@@ -194,18 +194,25 @@ func cmdCheckDelays(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: checkdelays TASK N")
 	}
-	runs, _ := filepath.Glob(ts.MkAbs(".rustypipe/runs/*/" + args[0] + ".json"))
-	if len(runs) == 0 {
-		ts.Fatalf("checkdelays: no record for task %s", args[0])
-	}
+	runs, _ := filepath.Glob(ts.MkAbs(".rustypipe/runs/*/tasks.jsonl"))
 	sort.Strings(runs)
 	var rec struct {
+		Name     string `json:"name"`
 		Attempts []struct {
 			RetryDelayMS int64 `json:"retry_delay_ms"`
 		} `json:"attempts"`
 	}
-	if err := json.Unmarshal([]byte(ts.ReadFile(runs[len(runs)-1])), &rec); err != nil {
-		ts.Fatalf("checkdelays: %v", err)
+	found := false
+	if len(runs) > 0 {
+		for _, line := range strings.Split(ts.ReadFile(runs[len(runs)-1]), "\n") {
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Name == args[0] {
+				found = true
+				break
+			}
+		}
+	}
+	if !found {
+		ts.Fatalf("checkdelays: no record for task %s", args[0])
 	}
 	var delays []int64
 	for _, a := range rec.Attempts {
