@@ -91,7 +91,7 @@
 // use is an hour old. GC flattens the index and runs value-log GC, so that
 // deleted entries give their space back.
 //
-// Lock order inside a Store: dbMu, then pinMu, then usedMu. No callback
+// Lock order inside a Store: dbMu, then pinMu, then usedMu; jnMu after dbMu. No callback
 // (List's fn, Verify's report, GCOptions.Keep) runs inside an index
 // transaction or under these locks.
 package cas

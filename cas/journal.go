@@ -238,15 +238,19 @@ func journalLineFor(key [32]byte, rec []byte, blobs map[[32]byte][]byte) ([]byte
 // appendJournal writes line to the journal in one write, refusing with
 // ErrJournalFull when the journal has grown past journalMax. Errors that
 // mean the directory cannot be written match ErrReadOnly.
+// The caller holds jnMu. The file stays open until the store closes.
 func (s *Store) appendJournal(line []byte) error {
-	f, err := os.OpenFile(filepath.Join(s.root, journalName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
-	if err != nil {
-		if isReadOnlyErr(err) {
-			return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	if s.jnFile == nil {
+		f, err := os.OpenFile(filepath.Join(s.root, journalName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+		if err != nil {
+			if isReadOnlyErr(err) {
+				return fmt.Errorf("%w: %w", ErrReadOnly, err)
+			}
+			return err
 		}
-		return err
+		s.jnFile = f
 	}
-	defer f.Close()
+	f := s.jnFile
 	fi, err := f.Stat()
 	if err != nil {
 		return err
@@ -358,10 +362,11 @@ func (s *Store) putJournal(a, stored *ActionResult, rec []byte, refs []BlobRef, 
 	if err != nil {
 		return err
 	}
+	s.jnMu.Lock()
 	if err := s.appendJournal(line); err != nil {
+		s.jnMu.Unlock()
 		return err
 	}
-	s.jnMu.Lock()
 	if s.jn == nil {
 		s.jn = parseJournal(nil)
 	}

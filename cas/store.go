@@ -177,6 +177,7 @@ type Store struct {
 	// write with the action that names them (see journal.go).
 	jnMu    sync.Mutex
 	jn      *journal
+	jnFile  *os.File // the journal, open for appends once a put needed it
 	pending map[[32]byte][]byte
 }
 
@@ -563,6 +564,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.jnMu.Lock()
+	if s.jnFile != nil {
+		s.jnFile.Close()
+		s.jnFile = nil
+	}
+	s.jnMu.Unlock()
 	err := s.flushUsedLocked()
 	if !s.readOnly && s.db != nil && s.checkSpace(minFreeBytes) == nil {
 		if n := level0Tables(s.db); n >= l0CompactAt {
