@@ -40,6 +40,12 @@ type Options struct {
 	// NoopStamp identifies the rustypipe binary for the no-op record
 	// (noop.go); "" neither writes nor removes the record.
 	NoopStamp string
+	// Noop is what TryNoop found when some recorded files had changed:
+	// tasks it shows unchanged are up to date without computing keys.
+	Noop *NoopPartial
+	// Debug, if set, is told how the no-op record was used
+	// (RUSTYPIPE_DEBUG=noop).
+	Debug func(msg string)
 
 	state *workspaceState // loaded by Run
 }
@@ -201,7 +207,18 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	}
 	src, _ := os.ReadFile(pl.Pipeline.File) // a copy for the run record, and the no-op record's digest
 	if o.NoopStamp != "" {
-		removeNoop(pl.Workspace) // this build may change what it describes
+		if o.Cache.reads() && len(o.Cache.Force) == 0 && o.Cache.DebugKeys == nil {
+			b.clean = o.Noop.cleanTasks(pl, o, src)
+			if o.Debug != nil && o.Noop != nil {
+				n := 0
+				for _, ct := range b.clean {
+					if ct != nil {
+						n++
+					}
+				}
+				o.Debug(fmt.Sprintf("no-op record: %d of %d tasks up to date by their unchanged files", n, len(pl.Tasks)))
+			}
+		}
 	}
 	recs, err := makeRunDir(pl.Workspace, src, o.RunID)
 	if err != nil {
@@ -296,6 +313,7 @@ type builder struct {
 	dir     *runDir
 	records []*TaskRecord
 	cache   *cacheLayer
+	clean   []*noopTask // per task id: up to date by the no-op record (noop.go)
 
 	outMu   sync.Mutex
 	outputs map[int]*taskOutput // finished tasks' outputs, for templates and keys

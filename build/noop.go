@@ -37,14 +37,19 @@ import (
 // task's key and outputs are what the record's build found up to date, and
 // the build is reported as that many up-to-date tasks. Any difference, a
 // damaged record or a check that cannot be made sends the caller to the
-// normal build, which removes the record and writes a new one if the build
-// qualifies again.
+// normal build, which writes a new record if it qualifies. Until then the
+// record stays: it still tells which tasks' files are unchanged since it
+// was written, and a task counts as up to date by it (NoopPartial) only
+// when its own files and all its upstream tasks are unchanged and the
+// workspace state still holds its recorded key. A stale record can never
+// match in full: a task that ran since rewrote its outputs, which changes
+// their inode or change time.
 
 // noopName is the record's file name in .rustypipe.
 const noopName = "noop"
 
 // noopMagic starts the record; a checksum of everything before it ends it.
-const noopMagic = "rustypipe noop 1\n"
+const noopMagic = "rustypipe noop 2\n"
 
 // File kinds in the record.
 const (
@@ -69,6 +74,8 @@ type noopEnv struct {
 type noopTask struct {
 	name, file string
 	key        hashing.Key
+	nfiles     int // this task's entries in files, which follow the previous task's
+	first      int // the index of its first entry in files (not encoded)
 }
 
 type noopFileRec struct {
@@ -101,6 +108,7 @@ func (r *noopRecord) encode() []byte {
 		str(t.name)
 		str(t.file)
 		b = append(b, t.key[:]...)
+		num(uint64(t.nfiles))
 	}
 	num(uint64(len(r.files)))
 	for _, f := range r.files {
@@ -174,10 +182,17 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 		r.env[i] = noopEnv{name: str(), value: str(), set: fixed(1)[0] == 1}
 	}
 	r.tasks = make([]noopTask, count())
+	total := 0
 	for i := range r.tasks {
 		r.tasks[i] = noopTask{name: str(), file: str(), key: hashing.Key(fixed(hashing.Size))}
+		r.tasks[i].nfiles = int(min(num(), uint64(len(d))))
+		r.tasks[i].first = total
+		total += r.tasks[i].nfiles
 	}
 	r.files = make([]noopFileRec, count())
+	if total != len(r.files) {
+		bad = true
+	}
 	for i := range r.files {
 		f := &r.files[i]
 		f.path = str()
@@ -207,20 +222,32 @@ type NoopOptions struct {
 	Debug func(msg string)
 }
 
+// NoopPartial is what TryNoop learnt when some recorded files changed: Run
+// takes every task whose own files are unchanged, and whose upstream tasks
+// are all such tasks, as up to date without computing its key.
+type NoopPartial struct {
+	rec       *noopRecord
+	unchanged []bool // per entry of rec.files
+}
+
 // TryNoop finishes the build at once when the no-op record shows that
 // nothing changed since a build in which every task was up to date (see
 // above). ok is false when it cannot tell; the caller then runs the build
-// normally. The caller must not call it for a dry run, with --force, with
-// key debugging, or with a cache mode that does not read.
-func TryNoop(o NoopOptions) (sum *Summary, ok bool, err error) {
+// normally, passing partial (which may be nil) in Options.Noop. The caller
+// must not call it for a dry run, with --force, with key debugging, or with
+// a cache mode that does not read.
+func TryNoop(o NoopOptions) (sum *Summary, ok bool, partial *NoopPartial, err error) {
 	debug := o.Debug
 	if debug == nil {
 		debug = func(string) {}
 	}
-	rec, src, why := checkNoop(o)
+	rec, src, unchanged, why := checkNoop(o)
 	if why != "" {
 		debug("no-op record not used: " + why)
-		return nil, false, nil
+		if rec != nil {
+			partial = &NoopPartial{rec: rec, unchanged: unchanged}
+		}
+		return nil, false, partial, nil
 	}
 	debug("no-op record used: nothing changed")
 
@@ -229,13 +256,13 @@ func TryNoop(o NoopOptions) (sum *Summary, ok bool, err error) {
 	}
 	rep, err := o.Reporter(len(rec.tasks))
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	now := o.Now()
 	runID := NewRunID(now)
 	dir, err := makeRunDir(o.Workspace, src, runID)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	sum = &Summary{RunID: runID, Dir: dir.dir, Started: now, Status: "succeeded"}
 	records := make([]TaskRecord, len(rec.tasks))
@@ -254,78 +281,113 @@ func TryNoop(o NoopOptions) (sum *Summary, ok bool, err error) {
 		rep.Warn(err.Error())
 	}
 	rep.RunFinished(sum)
-	return sum, true, nil
+	return sum, true, nil, nil
 }
 
-// checkNoop returns the pipeline file's content when the record shows that
-// nothing changed, else why not.
-func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, why string) {
+// checkNoop returns the record and the pipeline file's content when the
+// record shows that nothing changed, else why not. When only files
+// changed, it returns the record and which files are unchanged too.
+func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, unchanged []bool, why string) {
 	data, err := os.ReadFile(noopPath(o.Workspace))
 	if err != nil {
-		return nil, nil, "none (the last build ran or restored a task, or did not qualify)"
+		return nil, nil, nil, "none (the last build ran or restored a task, or did not qualify)"
 	}
 	rec, err = decodeNoop(data)
 	switch {
 	case err != nil:
-		return nil, nil, err.Error()
+		return nil, nil, nil, err.Error()
 	case rec.stamp != o.Stamp:
-		return nil, nil, "written by another rustypipe binary"
+		return nil, nil, nil, "written by another rustypipe binary"
 	case rec.file != o.File:
-		return nil, nil, "written for another pipeline file"
+		return nil, nil, nil, "written for another pipeline file"
 	case rec.targets != targetsKey(o.Targets):
-		return nil, nil, "written for other targets"
+		return nil, nil, nil, "written for other targets"
 	}
 	src, err = os.ReadFile(o.File)
 	if err != nil || hashing.DigestBytes(src) != rec.pipeline {
-		return nil, nil, "the pipeline file changed"
+		return nil, nil, nil, "the pipeline file changed"
 	}
 	for _, e := range rec.env {
 		if v, set := lookupEnv(o.Env, e.name); v != e.value || set != e.set {
-			return nil, nil, "environment variable " + e.name + " changed"
+			return nil, nil, nil, "environment variable " + e.name + " changed"
 		}
 	}
-	if !filesUnchanged(o.Workspace, rec.files) {
-		return nil, nil, "an input or output file changed"
+	unchanged = fileResults(o.Workspace, rec.files)
+	if slices.Contains(unchanged, false) {
+		return rec, src, unchanged, "an input or output file changed"
 	}
-	return rec, src, ""
+	return rec, src, unchanged, ""
 }
 
-// filesUnchanged stats every recorded file, on two goroutines.
-func filesUnchanged(workspace string, files []noopFileRec) bool {
-	check := func(files []noopFileRec) bool {
-		for _, f := range files {
+// fileResults stats every recorded file, on two goroutines, and reports
+// which are unchanged.
+func fileResults(workspace string, files []noopFileRec) []bool {
+	out := make([]bool, len(files))
+	check := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			f := files[i]
 			st, exists, err := hashing.Lstat(filepath.Join(workspace, filepath.FromSlash(f.path)))
-			if err != nil {
-				return false
-			}
-			switch f.kind {
-			case noopAbsent:
-				if exists {
-					return false
-				}
-			case noopDir:
-				if !exists || !os.FileMode(st.Mode).IsDir() {
-					return false
-				}
+			switch {
+			case err != nil:
+			case f.kind == noopAbsent:
+				out[i] = !exists
+			case f.kind == noopDir:
+				out[i] = exists && os.FileMode(st.Mode).IsDir()
 			default:
-				if !exists || st != f.st {
-					return false
-				}
+				out[i] = exists && st == f.st
 			}
 		}
-		return true
 	}
 	half := len(files) / 2
 	var wg sync.WaitGroup
-	var first bool
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		first = check(files[:half])
+		check(0, half)
 	}()
-	second := check(files[half:])
+	check(half, len(files))
 	wg.Wait()
-	return first && second
+	return out
+}
+
+// cleanTasks applies a partial result to the plan: clean[id] is the
+// record's task entry for every task whose files are unchanged, whose
+// upstream tasks are all clean, and whose workspace state still holds the
+// recorded key; nil for the others. src is the pipeline file as this build
+// read it.
+func (p *NoopPartial) cleanTasks(pl *Plan, o Options, src []byte) []*noopTask {
+	if p == nil || p.rec.stamp != o.NoopStamp || p.rec.file != pl.Pipeline.File ||
+		p.rec.targets != targetsKey(o.Targets) || hashing.DigestBytes(src) != p.rec.pipeline {
+		return nil
+	}
+	byName := make(map[string]int, len(p.rec.tasks))
+	for i, t := range p.rec.tasks {
+		byName[t.name] = i
+	}
+	clean := make([]*noopTask, len(pl.Tasks))
+	for _, id := range pl.Graph.Order(nil) {
+		t := pl.Tasks[id]
+		i, ok := byName[t.Name]
+		if !ok || slices.Contains(p.unchanged[p.rec.tasks[i].first:p.rec.tasks[i].first+p.rec.tasks[i].nfiles], false) {
+			continue
+		}
+		deps := true
+		for _, dn := range t.DependsOn {
+			if did, ok := pl.Graph.ID(dn); !ok || clean[did] == nil {
+				deps = false
+				break
+			}
+		}
+		if e := o.state.get(t.Name); deps && e != nil && e.HasOut && e.Key == p.rec.tasks[i].key {
+			clean[id] = &p.rec.tasks[i]
+		}
+	}
+	return clean
+}
+
+// files returns a clean task's recorded files.
+func (p *NoopPartial) files(t *noopTask) []noopFileRec {
+	return p.rec.files[t.first : t.first+t.nfiles]
 }
 
 func targetsKey(targets []string) string {
@@ -340,11 +402,6 @@ func targetsKey(targets []string) string {
 // no record is written.
 func trustworthy(st hashing.Stat, now time.Time) bool {
 	return st.CtimeNs != 0 && st.Older(now)
-}
-
-// removeNoop removes the record: this build may change what it describes.
-func removeNoop(workspace string) {
-	os.Remove(noopPath(workspace))
 }
 
 // writeNoop writes the record after a build in which every task was up to
@@ -362,12 +419,14 @@ func (b *builder) writeNoop(sum *Summary, src []byte) {
 	envSeen := map[string]bool{}
 	for id, t := range b.plan.Tasks {
 		r := b.records[id]
-		k := c.tasks[id]
-		e := c.state.get(t.Name)
-		if r.Status != StatusUpToDate || backendName(t) != "local" || k == nil || e == nil {
+		first := len(rec.files)
+		if ct := b.cleanTask(id); ct != nil {
+			// Up to date from the previous record, its files unchanged.
+			rec.files = append(rec.files, b.opts.Noop.files(ct)...)
+			rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file, key: ct.key, nfiles: len(rec.files) - first})
+		} else if !b.addNoopTask(rec, id, now) {
 			return
 		}
-		rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file, key: k.key})
 		tpl, err := pipeline.ParseTemplate(t.Run)
 		if err != nil {
 			return
@@ -386,44 +445,6 @@ func (b *builder) writeNoop(sum *Summary, src []byte) {
 			v, set := lookupEnv(o.Env, ref.Name)
 			rec.env = append(rec.env, noopEnv{name: ref.Name, value: v, set: set})
 		}
-		// Inputs: every pattern literal; a file must be confirmed by the
-		// memo under the digest its key used.
-		inputs := map[string]hashing.Digest{}
-		for _, in := range k.inputs {
-			inputs[in.Path] = in.Digest
-		}
-		for _, pat := range t.Inputs {
-			if strings.ContainsAny(pat, `*?[{\`) {
-				return
-			}
-			rel := filepath.ToSlash(filepath.Clean(filepath.FromSlash(pat)))
-			if d, ok := inputs[rel]; ok {
-				st, ok := c.memo.Confirm(b.plan.Workspace, rel, d)
-				if !ok || !trustworthy(st, now) {
-					return
-				}
-				rec.files = append(rec.files, noopFileRec{path: rel, kind: noopFile, st: st})
-				continue
-			}
-			st, exists, err := hashing.Lstat(filepath.Join(b.plan.Workspace, filepath.FromSlash(rel)))
-			switch {
-			case err != nil:
-				return
-			case !exists:
-				rec.files = append(rec.files, noopFileRec{path: rel, kind: noopAbsent})
-			case os.FileMode(st.Mode).IsDir():
-				rec.files = append(rec.files, noopFileRec{path: rel, kind: noopDir})
-			default:
-				return // a file the key did not use (in the state directory, say)
-			}
-		}
-		for _, f := range e.Files {
-			st, ok := c.memo.Confirm(b.plan.Workspace, f.Path, f.Digest)
-			if !ok || !trustworthy(st, now) {
-				return
-			}
-			rec.files = append(rec.files, noopFileRec{path: f.Path, kind: noopFile, st: st})
-		}
 	}
 	path := noopPath(b.plan.Workspace)
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
@@ -433,4 +454,95 @@ func (b *builder) writeNoop(sum *Summary, src []byte) {
 	if os.Rename(tmp, path) != nil {
 		os.Remove(tmp)
 	}
+}
+
+// addNoopTask appends task id's entry and files to rec, confirming every
+// file through the stat memo; false means the build does not qualify.
+func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
+	c := b.cache
+	t := b.plan.Tasks[id]
+	r := b.records[id]
+	k := c.tasks[id]
+	e := c.state.get(t.Name)
+	if r.Status != StatusUpToDate || backendName(t) != "local" || k == nil || e == nil {
+		return false
+	}
+	first := len(rec.files)
+	// Inputs: every pattern literal; a file must be confirmed by the
+	// memo under the digest its key used.
+	inputs := map[string]hashing.Digest{}
+	for _, in := range k.inputs {
+		inputs[in.Path] = in.Digest
+	}
+	for _, pat := range t.Inputs {
+		if strings.ContainsAny(pat, `*?[{\`) {
+			return false
+		}
+		rel := filepath.ToSlash(filepath.Clean(filepath.FromSlash(pat)))
+		if d, ok := inputs[rel]; ok {
+			st, ok := c.memo.Confirm(b.plan.Workspace, rel, d)
+			if !ok || !trustworthy(st, now) {
+				return false
+			}
+			rec.files = append(rec.files, noopFileRec{path: rel, kind: noopFile, st: st})
+			continue
+		}
+		st, exists, err := hashing.Lstat(filepath.Join(b.plan.Workspace, filepath.FromSlash(rel)))
+		switch {
+		case err != nil:
+			return false
+		case !exists:
+			rec.files = append(rec.files, noopFileRec{path: rel, kind: noopAbsent})
+		case os.FileMode(st.Mode).IsDir():
+			rec.files = append(rec.files, noopFileRec{path: rel, kind: noopDir})
+		default:
+			return false // a file the key did not use (in the state directory, say)
+		}
+	}
+	for _, f := range e.Files {
+		st, ok := c.memo.Confirm(b.plan.Workspace, f.Path, f.Digest)
+		if !ok || !trustworthy(st, now) {
+			return false
+		}
+		rec.files = append(rec.files, noopFileRec{path: f.Path, kind: noopFile, st: st})
+	}
+	rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file, key: k.key, nfiles: len(rec.files) - first})
+	return true
+}
+
+// upToDateByRecord finishes task id as up to date from the workspace state,
+// its files and upstream tasks unchanged since the no-op record (see
+// cleanTasks). It reports false, leaving the task to the normal path, when
+// the state no longer holds the recorded key or an upstream task took the
+// normal path after all. Upstream tasks finish before their dependents
+// start, so their entries in b.clean are final here.
+func (b *builder) upToDateByRecord(id int, ct *noopTask) bool {
+	t := b.plan.Tasks[id]
+	r := b.records[id]
+	e := b.cache.state.get(t.Name)
+	ok := e != nil && e.HasOut && e.Key == ct.key
+	for _, dn := range t.DependsOn {
+		if did, found := b.plan.Graph.ID(dn); !found || b.cleanTask(did) == nil {
+			ok = false
+		}
+	}
+	if !ok {
+		b.clean[id] = nil
+		return false
+	}
+	b.setOutput(id, &taskOutput{text: strings.TrimSpace(string(e.Stdout)), read: true, meta: &outputMeta{manifest: e.Manifest}})
+	r.mu.Lock()
+	r.Key, r.Cache = ct.key.String(), "up-to-date"
+	r.mu.Unlock()
+	r.finish(b.opts.Now(), StatusUpToDate, 0, "")
+	b.opts.Reporter.TaskFinished(r)
+	return true
+}
+
+// cleanTask is b.clean[id], nil when there is no partial record.
+func (b *builder) cleanTask(id int) *noopTask {
+	if b.clean == nil {
+		return nil
+	}
+	return b.clean[id]
 }

@@ -12,7 +12,7 @@ func TestNoopRecordRoundTripAndDamage(t *testing.T) {
 		stamp: "v1 /bin/rustypipe 123 456", file: "rustypipe.yaml", targets: "a\x00b",
 		pipeline: hashing.DigestBytes([]byte("tasks: []")),
 		env:      []noopEnv{{name: "HOME", value: "/root", set: true}, {name: "UNSET"}},
-		tasks:    []noopTask{{name: "a", file: "a", key: hashing.Key{1}}, {name: "b/c", file: "b_c-1234", key: hashing.Key{2}}},
+		tasks:    []noopTask{{name: "a", file: "a", key: hashing.Key{1}, nfiles: 2}, {name: "b/c", file: "b_c-1234", key: hashing.Key{2}, nfiles: 1, first: 2}},
 		files: []noopFileRec{
 			{path: "in/a.txt", kind: noopFile, st: hashing.Stat{Size: 5, MtimeNs: -1, CtimeNs: 1 << 62, Ino: 7, Dev: 8, Mode: 0o644}},
 			{path: "missing", kind: noopAbsent},

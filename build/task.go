@@ -41,6 +41,9 @@ func (b *builder) visit(ctx context.Context, id int) error {
 	o := b.opts
 	r.setStart(o.Now())
 
+	if ct := b.cleanTask(id); ct != nil && b.upToDateByRecord(id, ct) {
+		return nil
+	}
 	script, refEnv, err := b.render(id)
 	if err != nil {
 		return b.finishEarly(r, StatusFailed, err)

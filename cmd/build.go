@@ -117,7 +117,8 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 	if jobs < 0 {
 		return usagef("--jobs: must be at least 1, got %d", jobs)
 	}
-	if done, err := a.tryNoop(c, args, cache); done || err != nil {
+	done, partial, err := a.tryNoop(c, args, cache)
+	if done || err != nil {
 		return err
 	}
 	p, targets, err := a.loadPipeline(c, args)
@@ -152,23 +153,26 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 		Now:      time.Now,
 		// The no-op record is written only where tryNoop may use it.
 		NoopStamp: noopStamp(cache, a.v.GetBool("dry-run")),
+		Noop:      partial,
+		Debug:     a.debugf("noop"),
 	})
 	return err
 }
 
 // tryNoop finishes a build in which nothing changed without loading the
-// pipeline (build.TryNoop). It reports done when it did.
-func (a *app) tryNoop(c *cobra.Command, args []string, cache build.CacheOptions) (bool, error) {
+// pipeline (build.TryNoop). It reports done when it did; otherwise partial
+// is what it learnt for the build to use.
+func (a *app) tryNoop(c *cobra.Command, args []string, cache build.CacheOptions) (done bool, partial *build.NoopPartial, err error) {
 	stamp := noopStamp(cache, a.v.GetBool("dry-run"))
 	if stamp == "" {
-		return false, nil
+		return false, nil, nil
 	}
 	file, targets := a.pipelineFile(c, args)
 	abs, err := filepath.Abs(file)
 	if err != nil {
-		return false, nil
+		return false, nil, nil
 	}
-	_, ok, err := build.TryNoop(build.NoopOptions{
+	_, ok, partial, err := build.TryNoop(build.NoopOptions{
 		File: file, Workspace: filepath.Dir(abs), Targets: targets, Stamp: stamp, Env: a.env, Now: time.Now,
 		Reporter: func(tasks int) (build.Reporter, error) {
 			rep, _, err := a.reporter(tasks)
@@ -176,7 +180,7 @@ func (a *app) tryNoop(c *cobra.Command, args []string, cache build.CacheOptions)
 		},
 		Debug: a.debugf("noop"),
 	})
-	return ok, err
+	return ok, partial, err
 }
 
 // debugf returns a printer for RUSTYPIPE_DEBUG=what, or nil when it is off.
