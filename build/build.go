@@ -195,9 +195,12 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 		}
 	}
 
+	cache := newCacheLayer(pl, o) // starts loading the stat memo, which the state load overlaps
 	o.state = loadState(pl.Workspace)
-	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: map[int]*taskOutput{}}
-	b.cache = newCacheLayer(pl, o)
+	if cache.opts.on() {
+		cache.state = o.state
+	}
+	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: map[int]*taskOutput{}, cache: cache}
 	for id, t := range pl.Tasks {
 		b.records[id] = &TaskRecord{Name: t.Name, Description: t.Description, Backend: backendName(t), Status: StatusPending}
 		b.records[id].file = safeName(t.Name)

@@ -43,8 +43,10 @@ type cacheLayer struct {
 	rep   Reporter
 	env   []string
 	sess  *session
-	memo  *hashing.Memo
 	state *workspaceState
+
+	memoReady chan struct{} // closed once memoVal is loaded; nil when caching is off
+	memoVal   *hashing.Memo
 
 	mu    sync.Mutex
 	tasks []*keyed // per task id: what lookup computed
@@ -90,19 +92,34 @@ func newCacheLayer(pl *Plan, o Options) *cacheLayer {
 		wait = 10 * time.Minute
 	}
 	c.sess = newSession(cas.Options{Dir: c.opts.Dir, LockWait: wait}, c.opts.writes(), o.Reporter)
-	memo, err := hashing.OpenMemo(filepath.Join(pl.Workspace, ".rustypipe", "statmemo"))
-	if err != nil {
-		o.Reporter.Warn(fmt.Sprintf("stat memo: %v (hashing every file)", err))
-		memo, _ = hashing.OpenMemo("")
-	}
-	c.memo = memo
+	// The memo loads while the build starts: tasks that the no-op record
+	// answers for never wait for it.
+	c.memoReady = make(chan struct{})
+	go func() {
+		defer close(c.memoReady)
+		memo, err := hashing.OpenMemo(filepath.Join(pl.Workspace, ".rustypipe", "statmemo"))
+		if err != nil {
+			o.Reporter.Warn(fmt.Sprintf("stat memo: %v (hashing every file)", err))
+			memo, _ = hashing.OpenMemo("")
+		}
+		c.memoVal = memo
+	}()
 	c.state = o.state
 	return c
 }
 
+// memo returns the stat memo, waiting for it to load.
+func (c *cacheLayer) memo() *hashing.Memo {
+	if c.memoReady == nil {
+		return nil // caching is off
+	}
+	<-c.memoReady
+	return c.memoVal
+}
+
 // digest hashes one workspace file, through the stat memo when there is one.
 func (c *cacheLayer) digest(rel string) (hashing.FileEntry, error) {
-	return c.memo.Digest(c.plan.Workspace, rel)
+	return c.memo().Digest(c.plan.Workspace, rel)
 }
 
 func (c *cacheLayer) digestAll(paths []string) ([]hashing.FileEntry, error) {
@@ -135,7 +152,7 @@ const localIdentity = "local " + runtime.GOOS + "/" + runtime.GOARCH
 // not cached.
 func (c *cacheLayer) computeKey(ctx context.Context, b *builder, id int, script string, refEnv []string) (*keyed, bool, error) {
 	t := c.plan.Tasks[id]
-	inputs, err := c.memo.Expand(c.plan.Workspace, t.Inputs)
+	inputs, err := c.memo().Expand(c.plan.Workspace, t.Inputs)
 	if err != nil {
 		return nil, false, fmt.Errorf("task %q: inputs: %w", t.Name, err)
 	}
@@ -416,7 +433,7 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdout, stde
 		warn(fmt.Errorf("an input changed while the task ran; result not cached"))
 		return out, nil
 	}
-	files, err := c.memo.Expand(c.plan.Workspace, t.Outputs)
+	files, err := c.memo().Expand(c.plan.Workspace, t.Outputs)
 	if err != nil {
 		return nil, fmt.Errorf("task %q: outputs: %w", t.Name, err)
 	}
@@ -501,8 +518,8 @@ func (c *cacheLayer) finish() error {
 		return nil
 	}
 	var errs []error
-	if c.memo != nil {
-		if err := c.memo.Save(); err != nil {
+	if c.memoReady != nil {
+		if err := c.memo().Save(); err != nil {
 			errs = append(errs, fmt.Errorf("stat memo: %w", err))
 		}
 	}

@@ -480,7 +480,7 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 		}
 		rel := filepath.ToSlash(filepath.Clean(filepath.FromSlash(pat)))
 		if d, ok := inputs[rel]; ok {
-			st, ok := c.memo.Confirm(b.plan.Workspace, rel, d)
+			st, ok := c.memo().Confirm(b.plan.Workspace, rel, d)
 			if !ok || !trustworthy(st, now) {
 				return false
 			}
@@ -500,7 +500,7 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 		}
 	}
 	for _, f := range e.Files {
-		st, ok := c.memo.Confirm(b.plan.Workspace, f.Path, f.Digest)
+		st, ok := c.memo().Confirm(b.plan.Workspace, f.Path, f.Digest)
 		if !ok || !trustworthy(st, now) {
 			return false
 		}
