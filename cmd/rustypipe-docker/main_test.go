@@ -5,13 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	osexec "os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,38 +25,12 @@ import (
 // behaviour is tested in remote/docker, in process and through the
 // protocol; here it is the executable's part.
 
-var helper struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // helperPath builds the helper once per test binary.
-func helperPath(t *testing.T) string {
-	t.Helper()
-	helper.once.Do(func() {
-		dir, err := os.MkdirTemp("", "rustypipe-docker-test-")
-		if err != nil {
-			helper.err = err
-			return
-		}
-		helper.path = filepath.Join(dir, "rustypipe-docker")
-		out, err := osexec.Command("go", "build", "-o", helper.path, ".").CombinedOutput()
-		if err != nil {
-			helper.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if helper.err != nil {
-		t.Fatal(helper.err)
-	}
-	return helper.path
-}
+func helperPath(t *testing.T) string { return exectest.GoBuild(t, "rustypipe-docker") }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if helper.path != "" {
-		os.RemoveAll(filepath.Dir(helper.path))
-	}
+	exectest.RemoveBuilt()
 	os.Exit(code)
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/exectest"
 	"github.com/rustypipe/rustypipe/exec/external"
 )
 
@@ -28,38 +28,12 @@ import (
 // that run tasks need the test cluster of scripts/k8s/up.sh (see
 // remote/kube's tests); the others need none.
 
-var helper struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // helperPath builds the helper once per test binary.
-func helperPath(t *testing.T) string {
-	t.Helper()
-	helper.once.Do(func() {
-		dir, err := os.MkdirTemp("", "rustypipe-kube-test-")
-		if err != nil {
-			helper.err = err
-			return
-		}
-		helper.path = filepath.Join(dir, "rustypipe-kube")
-		out, err := osexec.Command("go", "build", "-o", helper.path, ".").CombinedOutput()
-		if err != nil {
-			helper.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if helper.err != nil {
-		t.Fatal(helper.err)
-	}
-	return helper.path
-}
+func helperPath(t *testing.T) string { return exectest.GoBuild(t, "rustypipe-kube") }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if helper.path != "" {
-		os.RemoveAll(filepath.Dir(helper.path))
-	}
+	exectest.RemoveBuilt()
 	if cluster.cs != nil && cluster.ns != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cluster.cs.CoreV1().Namespaces().Delete(ctx, cluster.ns, metav1.DeleteOptions{})

@@ -2,6 +2,10 @@ package exectest
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -39,5 +43,43 @@ func Logger(t *testing.T) func(msg string) {
 		if !done {
 			t.Log(msg)
 		}
+	}
+}
+
+// built is the executable GoBuild made, once per test binary.
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// GoBuild builds the main package under test (the test's working
+// directory) once per test binary, as name, and returns the executable's
+// path: for tests of helper executables, run as rustypipe runs them. Call
+// RemoveBuilt from TestMain when the tests are done.
+func GoBuild(t testing.TB, name string) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", name+"-test-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, name)
+		out, err := osexec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+// RemoveBuilt removes what GoBuild built.
+func RemoveBuilt() {
+	if built.path != "" {
+		os.RemoveAll(filepath.Dir(built.path))
 	}
 }
