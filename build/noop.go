@@ -144,37 +144,8 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 	if blake3.Sum256(body) != [32]byte(sum) {
 		return nil, errNoopRecord
 	}
-	d := body[len(noopMagic):]
-	bad := false
-	num := func() uint64 {
-		v, n := binary.Uvarint(d)
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		d = d[n:]
-		return v
-	}
-	snum := func() int64 {
-		v, n := binary.Varint(d)
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		d = d[n:]
-		return v
-	}
-	fixed := func(n int) []byte {
-		if len(d) < n {
-			bad = true
-			return make([]byte, n)
-		}
-		v := d[:n]
-		d = d[n:]
-		return v
-	}
-	str := func() string { return string(fixed(int(min(num(), uint64(len(d)+1))))) }
-	count := func() int { return int(min(num(), uint64(len(d)))) } // each item takes a byte or more
+	rd := &binReader{d: body[len(noopMagic):]}
+	str, num, snum, fixed, count := rd.str, rd.num, rd.snum, rd.fixed, rd.count
 	r := &noopRecord{stamp: str(), file: str(), targets: str()}
 	r.pipeline = hashing.Digest(fixed(hashing.Size))
 	r.env = make([]noopEnv, count())
@@ -185,13 +156,13 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 	total := 0
 	for i := range r.tasks {
 		r.tasks[i] = noopTask{name: str(), file: str(), key: hashing.Key(fixed(hashing.Size))}
-		r.tasks[i].nfiles = int(min(num(), uint64(len(d))))
+		r.tasks[i].nfiles = count()
 		r.tasks[i].first = total
 		total += r.tasks[i].nfiles
 	}
 	r.files = make([]noopFileRec, count())
 	if total != len(r.files) {
-		bad = true
+		return nil, errNoopRecord
 	}
 	for i := range r.files {
 		f := &r.files[i]
@@ -201,7 +172,7 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 			f.st = hashing.Stat{Size: snum(), MtimeNs: snum(), CtimeNs: snum(), Ino: num(), Dev: num(), Mode: uint32(num())}
 		}
 	}
-	if bad || len(d) != 0 {
+	if !rd.done() {
 		return nil, errNoopRecord
 	}
 	return r, nil

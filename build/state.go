@@ -111,39 +111,18 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 	if !bytes.HasPrefix(data, []byte(stateMagic)) {
 		return stateFile{}, false
 	}
-	d := data[len(stateMagic):]
-	bad := false
-	num := func() uint64 {
-		v, n := binary.Uvarint(d)
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		d = d[n:]
-		return v
-	}
-	raw := func(n uint64) []byte {
-		if bad || uint64(len(d)) < n {
-			bad = true
-			return nil
-		}
-		v := d[:n:n]
-		d = d[n:]
-		return v
-	}
-	str := func() string { return string(raw(num())) }
+	rd := &binReader{d: data[len(stateMagic):]}
+	num, str := rd.num, rd.str
+	raw := func(n uint64) []byte { return rd.fixed(int(min(n, uint64(len(rd.d)+1)))) }
 	f = stateFile{Version: stateVersion, Tasks: map[string]*stateEntry{}, Durations: map[string]int64{}}
-	for n := num(); n > 0 && !bad; n-- {
+	for n := num(); n > 0 && !rd.bad; n-- {
 		name := str()
 		e := &stateEntry{}
 		copy(e.Key[:], raw(32))
 		copy(e.Manifest[:], raw(32))
-		nf := num()
-		if nf > uint64(len(d)) {
-			return stateFile{}, false
-		}
+		nf := rd.count()
 		e.Files = make([]hashing.FileEntry, 0, nf)
-		for ; nf > 0 && !bad; nf-- {
+		for ; nf > 0 && !rd.bad; nf-- {
 			fe := hashing.FileEntry{Path: str(), Mode: uint32(num())}
 			copy(fe.Digest[:], raw(32))
 			e.Files = append(e.Files, fe)
@@ -154,11 +133,11 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 		}
 		f.Tasks[name] = e
 	}
-	for n := num(); n > 0 && !bad; n-- {
+	for n := num(); n > 0 && !rd.bad; n-- {
 		name := str()
 		f.Durations[name] = int64(num())
 	}
-	if bad || len(d) != 0 {
+	if !rd.done() {
 		return stateFile{}, false
 	}
 	return f, true
