@@ -24,14 +24,17 @@ import (
 // where rustypipe competes with make and ninja.
 //
 // A build writes it when every task was up to date, every task runs on the
-// local backend, every input is a literal path (no glob: a new file could
-// match one without any recorded file changing), and the stat data of every
-// input and output file is what the stat memo trusted for the digests that
-// went into the keys, and older than the racy window. It records the
-// rustypipe binary, the pipeline file's digest, the targets, the values of
-// the process environment variables the commands refer to, every task's
-// name and key, and the stat data (size, mtime, ctime, inode, device, mode)
-// of every file, or that a literal input was absent or a directory.
+// local backend, and the stat data of every input and output file is what
+// the stat memo trusted for the digests that went into the keys, and older
+// than the racy window. It records the rustypipe binary, the pipeline
+// file's digest, the targets, the values of the process environment
+// variables the commands refer to, every task's name and key, and the stat
+// data (size, mtime, ctime, inode, device, mode) of every file, or that a
+// literal input was absent or a directory. For glob inputs it also records
+// every path the expansion looked at: the directories it listed (adding,
+// removing or renaming an entry changes a directory's mtime and ctime) and
+// the paths it found missing; a symlink among them keeps the record from
+// being written.
 //
 // TryNoop accepts the record only if all of that is unchanged: then every
 // task's key and outputs are what the record's build found up to date, and
@@ -439,23 +442,41 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 		return false
 	}
 	first := len(rec.files)
-	// Inputs: every pattern literal; a file must be confirmed by the
-	// memo under the digest its key used.
+	ws := b.plan.Workspace
+	// Every input file must be confirmed by the memo under the digest its
+	// key used.
 	inputs := map[string]hashing.Digest{}
 	for _, in := range k.inputs {
 		inputs[in.Path] = in.Digest
 	}
-	for _, pat := range t.Inputs {
-		if strings.ContainsAny(pat, `*?[{\`) {
+	done := map[string]bool{}
+	confirm := func(rel string) bool {
+		if done[rel] {
+			return true
+		}
+		d, ok := inputs[rel]
+		if !ok {
+			return false // the key did not use it
+		}
+		st, ok := c.memo().Confirm(ws, rel, d)
+		if !ok || !trustworthy(st, now) {
 			return false
 		}
+		rec.files = append(rec.files, noopFileRec{path: rel, kind: noopFile, st: st})
+		done[rel] = true
+		return true
+	}
+	var globs []string
+	for _, pat := range t.Inputs {
+		if strings.ContainsAny(pat, `*?[{\`) {
+			globs = append(globs, pat)
+			continue
+		}
 		rel := filepath.ToSlash(filepath.Clean(filepath.FromSlash(pat)))
-		if d, ok := inputs[rel]; ok {
-			st, ok := c.memo().Confirm(b.plan.Workspace, rel, d)
-			if !ok || !trustworthy(st, now) {
+		if _, ok := inputs[rel]; ok {
+			if !confirm(rel) {
 				return false
 			}
-			rec.files = append(rec.files, noopFileRec{path: rel, kind: noopFile, st: st})
 			continue
 		}
 		st, exists, err := hashing.Lstat(filepath.Join(b.plan.Workspace, filepath.FromSlash(rel)))
@@ -468,6 +489,14 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 			rec.files = append(rec.files, noopFileRec{path: rel, kind: noopDir})
 		default:
 			return false // a file the key did not use (in the state directory, say)
+		}
+	}
+	if len(globs) > 0 && !b.addNoopGlobs(rec, globs, confirm, now) {
+		return false
+	}
+	for rel := range inputs {
+		if !done[rel] {
+			return false
 		}
 	}
 	for _, f := range e.Files {
@@ -516,4 +545,38 @@ func (b *builder) cleanTask(id int) *noopTask {
 		return nil
 	}
 	return b.clean[id]
+}
+
+// addNoopGlobs records what glob patterns depend on: every path the
+// expansion looked at (a directory changes when an entry is added, removed
+// or renamed in it; a missing one when it appears) and every file they
+// match. The expansion runs again after the probes are taken and must give
+// the same files, which must be the ones the key used, so that nothing
+// changed between the two unseen.
+func (b *builder) addNoopGlobs(rec *noopRecord, globs []string, confirm func(string) bool, now time.Time) bool {
+	ws := b.plan.Workspace
+	files, probes, ok, err := hashing.ExpandGlobsProbed(ws, globs)
+	if err != nil || !ok {
+		return false
+	}
+	again, err := hashing.ExpandGlobs(ws, globs)
+	if err != nil || !slices.Equal(files, again) {
+		return false
+	}
+	for _, p := range probes {
+		if !p.Exists {
+			rec.files = append(rec.files, noopFileRec{path: p.Path, kind: noopAbsent})
+			continue
+		}
+		if !trustworthy(p.Stat, now) {
+			return false
+		}
+		rec.files = append(rec.files, noopFileRec{path: p.Path, kind: noopFile, st: p.Stat})
+	}
+	for _, f := range files {
+		if !confirm(f) {
+			return false
+		}
+	}
+	return true
 }

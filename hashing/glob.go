@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -44,12 +45,22 @@ func ExpandGlobs(root string, patterns []string) ([]string, error) {
 // A missing root or an unreadable directory is an error; a path through a
 // file ("a.c/*") matches nothing.
 func ExpandGlobsUnmatched(root string, patterns []string) (files, unmatched []string, err error) {
+	return expandGlobs(root, workspaceFS{os.DirFS(root)}, patterns)
+}
+
+// globFS is the file system glob expansion reads.
+type globFS interface {
+	fs.FS
+	fs.StatFS
+	fs.ReadDirFS
+}
+
+func expandGlobs(root string, fsys globFS, patterns []string) (files, unmatched []string, err error) {
 	if fi, err := os.Stat(root); err != nil {
 		return nil, nil, fmt.Errorf("hashing: expand globs: %w", err)
 	} else if !fi.IsDir() {
 		return nil, nil, fmt.Errorf("hashing: expand globs: %s is not a directory", root)
 	}
-	fsys := workspaceFS{os.DirFS(root)}
 	seen := map[string]bool{}
 	for _, p := range patterns {
 		clean, err := cleanPattern(p)
@@ -63,6 +74,9 @@ func ExpandGlobsUnmatched(root string, patterns []string) (files, unmatched []st
 			// A literal path (the common case: one named file) needs one
 			// lstat, not a directory walk. Same rules: files and symlinks
 			// only, nothing under .rustypipe/.
+			if rec, ok := fsys.(*recordingFS); ok {
+				rec.note(clean)
+			}
 			if fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(clean))); err == nil && !fi.IsDir() && !inStateDir(clean) {
 				matches = []string{clean}
 			}
@@ -208,4 +222,71 @@ func (m *Memo) Expand(root string, patterns []string) ([]FileEntry, error) {
 	}
 	slices.SortFunc(out, func(a, b FileEntry) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
+}
+
+// Probe is one path that glob expansion looked at, and what is there now:
+// Exists false for a missing path, else its Stat (a directory's changes
+// when an entry is added, removed or renamed in it).
+type Probe struct {
+	Path   string
+	Exists bool
+	Stat   Stat
+}
+
+// ExpandGlobsProbed is ExpandGlobs that also returns every path the
+// expansion read or looked up, with its stat data taken after the
+// expansion: if none of them changes, the same patterns match the same
+// paths. ok is false when a probed path is a symlink, whose target could
+// change what matches without changing the link; the probes then cannot
+// stand for the expansion.
+func ExpandGlobsProbed(root string, patterns []string) (files []string, probes []Probe, ok bool, err error) {
+	rec := &recordingFS{workspaceFS: workspaceFS{os.DirFS(root)}, seen: map[string]bool{}}
+	files, _, err = expandGlobs(root, rec, patterns)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	names := make([]string, 0, len(rec.seen))
+	for n := range rec.seen {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		st, exists, err := Lstat(filepath.Join(root, filepath.FromSlash(n)))
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if exists && fs.FileMode(st.Mode)&fs.ModeSymlink != 0 {
+			return files, nil, false, nil
+		}
+		probes = append(probes, Probe{Path: n, Exists: exists, Stat: st})
+	}
+	return files, probes, true, nil
+}
+
+// recordingFS notes every path glob expansion opens, stats or lists.
+type recordingFS struct {
+	workspaceFS
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (r *recordingFS) note(name string) {
+	r.mu.Lock()
+	r.seen[name] = true
+	r.mu.Unlock()
+}
+
+func (r *recordingFS) Open(name string) (fs.File, error) {
+	r.note(name)
+	return r.workspaceFS.Open(name)
+}
+
+func (r *recordingFS) Stat(name string) (fs.FileInfo, error) {
+	r.note(name)
+	return r.workspaceFS.Stat(name)
+}
+
+func (r *recordingFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	r.note(name)
+	return r.workspaceFS.ReadDir(name)
 }

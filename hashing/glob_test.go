@@ -160,3 +160,53 @@ func TestMemoExpandMatchesGlobsThenDigest(t *testing.T) {
 		}
 	}
 }
+
+// TestExpandGlobsProbed checks that the probes of an expansion change
+// whenever what it matches could: a file added in a listed directory, a
+// directory created where a pattern's prefix was missing.
+func TestExpandGlobsProbed(t *testing.T) {
+	root := globTree(t)
+	patterns := []string{"src/**/*.c", "gen/*.c"}
+	files, probes, ok, err := ExpandGlobsProbed(root, patterns)
+	if err != nil || !ok {
+		t.Fatalf("ExpandGlobsProbed: ok %v, %v", ok, err)
+	}
+	if want := []string{"src/a.c", "src/b.c", "src/sub/c.c", "src/sub/deep/e.c"}; !reflect.DeepEqual(files, want) {
+		t.Fatalf("files %v, want %v", files, want)
+	}
+	byPath := map[string]Probe{}
+	for _, p := range probes {
+		byPath[p.Path] = p
+	}
+	for _, dir := range []string{"src", "src/sub", "src/sub/deep"} {
+		if p, ok := byPath[dir]; !ok || !p.Exists || !os.FileMode(p.Stat.Mode).IsDir() {
+			t.Errorf("probe of %s: %+v, %v; want the directory's stat", dir, p, ok)
+		}
+	}
+	if p, ok := byPath["gen"]; !ok || p.Exists {
+		t.Errorf("probe of the missing prefix gen: %+v, %v; want it, missing", p, ok)
+	}
+	changed := func(path string) bool {
+		st, exists, err := Lstat(filepath.Join(root, filepath.FromSlash(path)))
+		return err != nil || exists != byPath[path].Exists || st != byPath[path].Stat
+	}
+	writeFile(t, root, "src/sub/deep/new.c", "new", 0o644, past)
+	if !changed("src/sub/deep") {
+		t.Error("adding a file left its directory's probe unchanged")
+	}
+	if err := os.MkdirAll(filepath.Join(root, "gen"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !changed("gen") {
+		t.Error("creating a missing prefix left its probe unchanged")
+	}
+
+	// A symlink among the probed paths: the probes cannot stand for the
+	// expansion.
+	if err := os.Symlink(filepath.Join(root, "docs"), filepath.Join(root, "src", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, err := ExpandGlobsProbed(root, []string{"src/link/*.md"}); err != nil || ok {
+		t.Errorf("a pattern through a symlink: ok %v, %v; want not ok", ok, err)
+	}
+}
