@@ -297,10 +297,15 @@ func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, unchanged []bool, wh
 // which are unchanged.
 func fileResults(workspace string, files []noopFileRec) []bool {
 	out := make([]bool, len(files))
+	sr, err := hashing.OpenStatRoot(workspace)
+	if err != nil {
+		return out // all changed, as far as anyone can tell
+	}
+	defer sr.Close()
 	check := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			f := files[i]
-			st, exists, err := hashing.Lstat(filepath.Join(workspace, filepath.FromSlash(f.path)))
+			st, exists, err := sr.Lstat(f.path)
 			switch {
 			case err != nil:
 			case f.kind == noopAbsent:

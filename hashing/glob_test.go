@@ -210,3 +210,26 @@ func TestExpandGlobsProbed(t *testing.T) {
 		t.Errorf("a pattern through a symlink: ok %v, %v; want not ok", ok, err)
 	}
 }
+
+// TestStatRootMatchesLstat: the no-op record compares StatRoot's stats with
+// ones taken through Lstat and the stat memo.
+func TestStatRootMatchesLstat(t *testing.T) {
+	root := globTree(t)
+	if err := os.Symlink("a.c", filepath.Join(root, "src", "link")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, root, "bin/tool", "#!/bin/sh\n", 0o4755, past)
+	os.Chmod(filepath.Join(root, "bin", "tool"), 0o755|os.ModeSetuid)
+	sr, err := OpenStatRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sr.Close()
+	for _, rel := range []string{"src/a.c", "src", "src/link", "bin/tool", "emptydir", "missing", "missing/deeper"} {
+		want, wantOK, _ := Lstat(filepath.Join(root, filepath.FromSlash(rel)))
+		got, gotOK, err := sr.Lstat(rel)
+		if err != nil || got != want || gotOK != wantOK {
+			t.Errorf("%s: StatRoot.Lstat = %+v %v %v, Lstat = %+v %v", rel, got, gotOK, err, want, wantOK)
+		}
+	}
+}
