@@ -8,7 +8,13 @@ import "encoding/binary"
 // at the end; nothing it returns can make the caller index out of range.
 type binReader struct {
 	d   []byte
+	s   string // the data as one string: decoded strings are substrings of it
+	n0  int    // len(data)
 	bad bool
+}
+
+func newBinReader(data []byte) *binReader {
+	return &binReader{d: data, s: string(data), n0: len(data)}
 }
 
 func (r *binReader) num() uint64 {
@@ -42,8 +48,15 @@ func (r *binReader) fixed(n int) []byte {
 	return v
 }
 
-// str reads a uvarint length and that many bytes.
-func (r *binReader) str() string { return string(r.fixed(int(min(r.num(), uint64(len(r.d)+1))))) }
+// str reads a uvarint length and that many bytes, without copying them.
+func (r *binReader) str() string {
+	n := int(min(r.num(), uint64(len(r.d)+1)))
+	off := r.n0 - len(r.d)
+	if r.fixed(n); r.bad {
+		return ""
+	}
+	return r.s[off : off+n]
+}
 
 // count reads a number of items that each take a byte or more.
 func (r *binReader) count() int { return int(min(r.num(), uint64(len(r.d)))) }

@@ -147,7 +147,7 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 	if blake3.Sum256(body) != [32]byte(sum) {
 		return nil, errNoopRecord
 	}
-	rd := &binReader{d: body[len(noopMagic):]}
+	rd := newBinReader(body[len(noopMagic):])
 	str, num, snum, fixed, count := rd.str, rd.num, rd.snum, rd.fixed, rd.count
 	r := &noopRecord{stamp: str(), file: str(), targets: str()}
 	r.pipeline = hashing.Digest(fixed(hashing.Size))

@@ -111,7 +111,7 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 	if !bytes.HasPrefix(data, []byte(stateMagic)) {
 		return stateFile{}, false
 	}
-	rd := &binReader{d: data[len(stateMagic):]}
+	rd := newBinReader(data[len(stateMagic):])
 	num, str := rd.num, rd.str
 	raw := func(n uint64) []byte { return rd.fixed(int(min(n, uint64(len(rd.d)+1)))) }
 	f = stateFile{Version: stateVersion, Tasks: map[string]*stateEntry{}, Durations: map[string]int64{}}
