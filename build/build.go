@@ -46,6 +46,8 @@ type Options struct {
 	// Debug, if set, is told how the no-op record was used
 	// (RUSTYPIPE_DEBUG=noop).
 	Debug func(msg string)
+	// State, if set, is the workspace state already loading (PreloadState).
+	State *StateLoad
 
 	state *workspaceState // loaded by Run
 }
@@ -196,7 +198,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	}
 
 	cache := newCacheLayer(pl, o) // starts loading the stat memo, which the state load overlaps
-	o.state = loadState(pl.Workspace)
+	o.state = o.State.get(pl.Workspace)
 	if cache.opts.on() {
 		cache.state = o.state
 	}
@@ -280,15 +282,22 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	default:
 		sum.Status = "succeeded"
 	}
-	if err := b.cache.finish(); err != nil {
-		o.Reporter.Warn(err.Error())
-	}
-	if err := o.state.save(); err != nil {
-		o.Reporter.Warn(err.Error())
-	}
+	// The stat memo, the workspace state and run.json are separate files:
+	// they are written at once.
+	var (
+		wg                         sync.WaitGroup
+		cacheErr, stateErr, runErr error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); cacheErr = b.cache.finish() }()
+	go func() { defer wg.Done(); stateErr = o.state.save() }()
 	recs.close()
-	if err := recs.writeRun(sum); err != nil {
-		o.Reporter.Warn(err.Error())
+	runErr = recs.writeRun(sum)
+	wg.Wait()
+	for _, e := range []error{cacheErr, stateErr, runErr} {
+		if e != nil {
+			o.Reporter.Warn(e.Error())
+		}
 	}
 	if sum.Counts[StatusUpToDate] == len(pl.Tasks) {
 		b.writeNoop(sum, src)

@@ -143,6 +143,34 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 	return f, true
 }
 
+// StateLoad is a workspace state loading in the background, so that the
+// caller can load the pipeline meanwhile; pass it in Options.State.
+type StateLoad struct {
+	workspace string
+	done      chan struct{}
+	s         *workspaceState
+}
+
+// PreloadState starts loading the state of the workspace directory.
+func PreloadState(workspace string) *StateLoad {
+	l := &StateLoad{workspace: workspace, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.s = loadState(workspace)
+	}()
+	return l
+}
+
+// get returns the state of workspace: the preloaded one when it is for
+// that workspace, else a fresh load.
+func (l *StateLoad) get(workspace string) *workspaceState {
+	if l == nil || l.workspace != workspace {
+		return loadState(workspace)
+	}
+	<-l.done
+	return l.s
+}
+
 func loadState(workspace string) *workspaceState {
 	s := &workspaceState{path: StatePath(workspace), entries: map[string]*stateEntry{}, durations: map[string]int64{}, dirty: map[string]bool{}}
 	if f, fi, ok := readStateFileInfo(s.path); ok {

@@ -121,6 +121,12 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 	if done || err != nil {
 		return err
 	}
+	var state *build.StateLoad
+	if file, _ := a.pipelineFile(c, args); file != "" {
+		if abs, err := filepath.Abs(file); err == nil {
+			state = build.PreloadState(filepath.Dir(abs)) // while the pipeline loads
+		}
+	}
 	p, targets, err := a.loadPipeline(c, args)
 	if err != nil {
 		return err
@@ -155,6 +161,7 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 		NoopStamp: noopStamp(cache, a.v.GetBool("dry-run")),
 		Noop:      partial,
 		Debug:     a.debugf("noop"),
+		State:     state,
 	})
 	return err
 }
