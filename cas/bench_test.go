@@ -61,39 +61,21 @@ func BenchmarkOpenGetClose(b *testing.B) {
 
 // BenchmarkOpenPutClose is a store session: open, store a small stdout and
 // an action, close (which flushes the index's memtable to a table).
-func BenchmarkOpenPutClose(b *testing.B) {
-	dir := benchStore(b)
-	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		s, err := Open(ctx, Options{Dir: dir})
-		if err != nil {
-			b.Fatal(err)
-		}
-		out := []byte(fmt.Sprint("bench output ", i))
-		ref, err := s.PutReader(ctx, bytes.NewReader(out))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.PutAction(ctx, &ActionResult{Key: key(fmt.Sprint("bench", i)), Stdout: ref, Stderr: EmptyBlob}); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Close(); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
+func BenchmarkOpenPutClose(b *testing.B) { benchPutSession(b, Options{}) }
 
 // BenchmarkLookupPutClose is the same session through a Lookup store: the
 // put is one append to the journal. A writable open merges the journal
 // whenever it fills, as a build's writable session would.
-func BenchmarkLookupPutClose(b *testing.B) {
-	dir := benchStore(b)
+func BenchmarkLookupPutClose(b *testing.B) { benchPutSession(b, Options{Lookup: true}) }
+
+// benchPutSession opens the store with o, stores a small stdout and an
+// action, and closes it, in each iteration.
+func benchPutSession(b *testing.B, o Options) {
+	o.Dir = benchStore(b)
 	ctx := context.Background()
 	i := 0
 	for b.Loop() {
-		s, err := Open(ctx, Options{Dir: dir, Lookup: true})
+		s, err := Open(ctx, o)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -105,7 +87,7 @@ func BenchmarkLookupPutClose(b *testing.B) {
 		err = s.PutAction(ctx, &ActionResult{Key: key(fmt.Sprint("bench", i)), Stdout: ref, Stderr: EmptyBlob})
 		if errors.Is(err, ErrJournalFull) {
 			s.Close()
-			w, werr := Open(ctx, Options{Dir: dir})
+			w, werr := Open(ctx, Options{Dir: o.Dir})
 			if werr != nil {
 				b.Fatal(werr)
 			}
@@ -140,25 +122,15 @@ func distinct(data []byte, i int) []byte {
 	return data
 }
 
-func BenchmarkPutSmallBlob(b *testing.B) {
-	s := openT(b, Options{Dir: b.TempDir()})
-	ctx := context.Background()
-	data := content(1, 1<<10)
-	b.SetBytes(int64(len(data)))
-	i := 0
-	for b.Loop() {
-		d := distinct(data, i)
-		if err := s.PutBlob(ctx, sum(d), int64(len(d)), bytes.NewReader(d)); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
+func BenchmarkPutSmallBlob(b *testing.B) { benchPutBlob(b, 1<<10) }
 
-func BenchmarkPutBlob1MiB(b *testing.B) {
+func BenchmarkPutBlob1MiB(b *testing.B) { benchPutBlob(b, 1<<20) }
+
+// benchPutBlob stores new content of size bytes in each iteration.
+func benchPutBlob(b *testing.B, size int) {
 	s := openT(b, Options{Dir: b.TempDir()})
 	ctx := context.Background()
-	data := content(1, 1<<20)
+	data := content(1, size)
 	b.SetBytes(int64(len(data)))
 	i := 0
 	for b.Loop() {

@@ -282,14 +282,13 @@ func (s *Store) mergeJournal(db *badger.DB) error {
 	}
 	wb := db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, l := range j.lines() {
+	// j.actions holds each key's last line only: the order of the writes
+	// does not matter.
+	for key, l := range j.actions {
 		e, err := j.entry(l)
 		if err != nil {
 			continue
 		}
-		f := bytes.SplitN(j.data[l.off:l.end], []byte(" "), 5)
-		var key [32]byte
-		decodeHex(key[:], f[1])
 		a, err := decodeAction(key, e.R, nil)
 		if err != nil {
 			continue
@@ -314,17 +313,6 @@ func (s *Store) mergeJournal(db *badger.DB) error {
 	}
 	s.jn = nil
 	return nil
-}
-
-// lines returns the indexed action lines in file order, so that a later
-// line for a key is applied after an earlier one.
-func (j *journal) lines() []journalLine {
-	ls := make([]journalLine, 0, len(j.actions))
-	for _, l := range j.actions {
-		ls = append(ls, l)
-	}
-	slices.SortFunc(ls, func(a, b journalLine) int { return a.off - b.off })
-	return ls
 }
 
 // putJournal is PutAction for a Lookup store: the action and the inline
