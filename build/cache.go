@@ -254,8 +254,7 @@ func (c *cacheLayer) lookup(ctx context.Context, b *builder, id int, script stri
 		r.mu.Lock()
 		r.Cache = "up-to-date"
 		r.mu.Unlock()
-		return &lookupResult{done: true, status: StatusUpToDate,
-			output: &taskOutput{text: strings.TrimSpace(string(e.Stdout)), read: true, meta: &outputMeta{manifest: e.Manifest}}}, nil
+		return upToDateResult(e), nil
 	}
 
 	out, restored, err := c.restore(ctx, b, id, k.key)
@@ -276,6 +275,13 @@ func (c *cacheLayer) lookup(ctx context.Context, b *builder, id int, script stri
 	r.BytesRestored = restored
 	r.mu.Unlock()
 	return &lookupResult{done: true, status: StatusCached, output: out}, nil
+}
+
+// upToDateResult is the lookup result of a task up to date with state
+// entry e: its output is the recorded one.
+func upToDateResult(e *stateEntry) *lookupResult {
+	return &lookupResult{done: true, status: StatusUpToDate,
+		output: &taskOutput{text: strings.TrimSpace(string(e.Stdout)), read: true, meta: &outputMeta{manifest: e.Manifest}}}
 }
 
 // upToDate returns the workspace state's entry for task when the workspace

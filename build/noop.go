@@ -267,15 +267,11 @@ func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, unchanged []bool, wh
 		return nil, nil, nil, "none (the last build ran or restored a task, or did not qualify)"
 	}
 	rec, err = decodeNoop(data)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, nil, nil, err.Error()
-	case rec.stamp != o.Stamp:
-		return nil, nil, nil, "written by another rustypipe binary"
-	case rec.file != o.File:
-		return nil, nil, nil, "written for another pipeline file"
-	case rec.targets != targetsKey(o.Targets):
-		return nil, nil, nil, "written for other targets"
+	}
+	if why := rec.mismatch(o.Stamp, o.File, o.Targets); why != "" {
+		return nil, nil, nil, why
 	}
 	src, err = os.ReadFile(o.File)
 	if err != nil || hashing.DigestBytes(src) != rec.pipeline {
@@ -335,8 +331,7 @@ func fileResults(workspace string, files []noopFileRec) []bool {
 // recorded key; nil for the others. src is the pipeline file as this build
 // read it.
 func (p *NoopPartial) cleanTasks(pl *Plan, o Options, src []byte) []*noopTask {
-	if p == nil || p.rec.stamp != o.NoopStamp || p.rec.file != pl.Pipeline.File ||
-		p.rec.targets != targetsKey(o.Targets) || hashing.DigestBytes(src) != p.rec.pipeline {
+	if p == nil || p.rec.mismatch(o.NoopStamp, pl.Pipeline.File, o.Targets) != "" || hashing.DigestBytes(src) != p.rec.pipeline {
 		return nil
 	}
 	byName := make(map[string]int, len(p.rec.tasks))
@@ -367,6 +362,20 @@ func (p *NoopPartial) cleanTasks(pl *Plan, o Options, src []byte) []*noopTask {
 // files returns a clean task's recorded files.
 func (p *NoopPartial) files(t *noopTask) []noopFileRec {
 	return p.rec.files[t.first : t.first+t.nfiles]
+}
+
+// mismatch says why r does not describe a build of the pipeline file with
+// targets by the rustypipe binary stamp, or "" when it does.
+func (r *noopRecord) mismatch(stamp, file string, targets []string) string {
+	switch {
+	case r.stamp != stamp:
+		return "written by another rustypipe binary"
+	case r.file != file:
+		return "written for another pipeline file"
+	case r.targets != targetsKey(targets):
+		return "written for other targets"
+	}
+	return ""
 }
 
 func targetsKey(targets []string) string {
@@ -473,18 +482,18 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 	}
 	var globs []string
 	for _, pat := range t.Inputs {
-		if strings.ContainsAny(pat, `*?[{\`) {
-			globs = append(globs, pat)
+		rel, literal := hashing.LiteralPath(pat)
+		if !literal {
+			globs = append(globs, pat) // an invalid one fails in addNoopGlobs
 			continue
 		}
-		rel := filepath.ToSlash(filepath.Clean(filepath.FromSlash(pat)))
 		if _, ok := inputs[rel]; ok {
 			if !confirm(rel) {
 				return false
 			}
 			continue
 		}
-		st, exists, err := hashing.Lstat(filepath.Join(b.plan.Workspace, filepath.FromSlash(rel)))
+		st, exists, err := hashing.Lstat(filepath.Join(ws, filepath.FromSlash(rel)))
 		switch {
 		case err != nil:
 			return false
@@ -505,7 +514,7 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 		}
 	}
 	for _, f := range e.Files {
-		st, ok := c.memo().Confirm(b.plan.Workspace, f.Path, f.Digest)
+		st, ok := c.memo().Confirm(ws, f.Path, f.Digest)
 		if !ok || !trustworthy(st, now) {
 			return false
 		}
@@ -515,13 +524,13 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 	return true
 }
 
-// upToDateByRecord finishes task id as up to date from the workspace state,
-// its files and upstream tasks unchanged since the no-op record (see
-// cleanTasks). It reports false, leaving the task to the normal path, when
-// the state no longer holds the recorded key or an upstream task took the
-// normal path after all. Upstream tasks finish before their dependents
-// start, so their entries in b.clean are final here.
-func (b *builder) upToDateByRecord(id int, ct *noopTask) bool {
+// upToDateByRecord returns task id's lookup result as up to date from the
+// workspace state, its files and upstream tasks unchanged since the no-op
+// record (see cleanTasks). It returns nil, leaving the task to the normal
+// path, when the state no longer holds the recorded key or an upstream task
+// took the normal path after all. Upstream tasks finish before their
+// dependents start, so their entries in b.clean are final here.
+func (b *builder) upToDateByRecord(id int, ct *noopTask) *lookupResult {
 	t := b.plan.Tasks[id]
 	r := b.records[id]
 	e := b.cache.state.get(t.Name)
@@ -533,15 +542,12 @@ func (b *builder) upToDateByRecord(id int, ct *noopTask) bool {
 	}
 	if !ok {
 		b.clean[id] = nil
-		return false
+		return nil
 	}
-	b.setOutput(id, &taskOutput{text: strings.TrimSpace(string(e.Stdout)), read: true, meta: &outputMeta{manifest: e.Manifest}})
 	r.mu.Lock()
 	r.Key, r.Cache = ct.key.String(), "up-to-date"
 	r.mu.Unlock()
-	r.finish(b.opts.Now(), StatusUpToDate, 0, "")
-	b.opts.Reporter.TaskFinished(r)
-	return true
+	return upToDateResult(e)
 }
 
 // cleanTask is b.clean[id], nil when there is no partial record.

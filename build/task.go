@@ -34,6 +34,21 @@ type timeoutError struct {
 
 func (e *timeoutError) Error() string { return fmt.Sprintf("task %q timed out after %s", e.task, e.d) }
 
+// finishDone records a task that needs no run: up to date, or restored from
+// the cache.
+func (b *builder) finishDone(id int, st *lookupResult) error {
+	r := b.records[id]
+	b.setOutput(id, st.output)
+	r.finish(b.opts.Now(), st.status, 0, "")
+	b.opts.Reporter.TaskFinished(r)
+	// An up-to-date task did nothing: run.json lists it, and no per-task
+	// record is written, which keeps a no-op build cheap.
+	if st.status != StatusUpToDate {
+		b.dir.writeTask(r)
+	}
+	return nil
+}
+
 // visit runs one task: render, look up, dispatch with retries, record.
 func (b *builder) visit(ctx context.Context, id int) error {
 	t := b.plan.Tasks[id]
@@ -41,8 +56,10 @@ func (b *builder) visit(ctx context.Context, id int) error {
 	o := b.opts
 	r.setStart(o.Now())
 
-	if ct := b.cleanTask(id); ct != nil && b.upToDateByRecord(id, ct) {
-		return nil
+	if ct := b.cleanTask(id); ct != nil {
+		if st := b.upToDateByRecord(id, ct); st != nil {
+			return b.finishDone(id, st)
+		}
 	}
 	script, refEnv, err := b.render(id)
 	if err != nil {
@@ -57,15 +74,7 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		return b.finishEarly(r, StatusFailed, err)
 	}
 	if st != nil && st.done {
-		b.setOutput(id, st.output)
-		r.finish(o.Now(), st.status, 0, "")
-		o.Reporter.TaskFinished(r)
-		// An up-to-date task did nothing: run.json lists it, and no
-		// per-task files are written, which keeps a no-op build cheap.
-		if st.status != StatusUpToDate {
-			b.dir.writeTask(r)
-		}
-		return nil
+		return b.finishDone(id, st)
 	}
 	b.cache.state.forget(t.Name)
 	env := b.taskEnv(t, refEnv)

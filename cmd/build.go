@@ -117,15 +117,9 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 	if jobs < 0 {
 		return usagef("--jobs: must be at least 1, got %d", jobs)
 	}
-	done, partial, err := a.tryNoop(c, args, cache)
+	done, partial, state, err := a.noopOrPreload(c, args, cache)
 	if done || err != nil {
 		return err
-	}
-	var state *build.StateLoad
-	if file, _ := a.pipelineFile(c, args); file != "" {
-		if abs, err := filepath.Abs(file); err == nil {
-			state = build.PreloadState(filepath.Dir(abs)) // while the pipeline loads
-		}
 	}
 	p, targets, err := a.loadPipeline(c, args)
 	if err != nil {
@@ -166,21 +160,33 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 	return err
 }
 
+// noopOrPreload tries the no-op record (tryNoop) and, when it does not end
+// the build, starts loading the workspace state, which goes on while the
+// pipeline loads.
+func (a *app) noopOrPreload(c *cobra.Command, args []string, cache build.CacheOptions) (done bool, partial *build.NoopPartial, state *build.StateLoad, err error) {
+	file, targets := a.pipelineFile(c, args)
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return false, nil, nil, nil // loading the pipeline reports it
+	}
+	workspace := filepath.Dir(abs)
+	done, partial, err = a.tryNoop(file, workspace, targets, cache)
+	if done || err != nil {
+		return done, nil, nil, err
+	}
+	return false, partial, build.PreloadState(workspace), nil
+}
+
 // tryNoop finishes a build in which nothing changed without loading the
 // pipeline (build.TryNoop). It reports done when it did; otherwise partial
 // is what it learnt for the build to use.
-func (a *app) tryNoop(c *cobra.Command, args []string, cache build.CacheOptions) (done bool, partial *build.NoopPartial, err error) {
+func (a *app) tryNoop(file, workspace string, targets []string, cache build.CacheOptions) (done bool, partial *build.NoopPartial, err error) {
 	stamp := noopStamp(cache, a.v.GetBool("dry-run"))
 	if stamp == "" {
 		return false, nil, nil
 	}
-	file, targets := a.pipelineFile(c, args)
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		return false, nil, nil
-	}
 	_, ok, partial, err := build.TryNoop(build.NoopOptions{
-		File: file, Workspace: filepath.Dir(abs), Targets: targets, Stamp: stamp, Env: a.env, Now: time.Now,
+		File: file, Workspace: workspace, Targets: targets, Stamp: stamp, Env: a.env, Now: time.Now,
 		Reporter: func(tasks int) (build.Reporter, error) {
 			rep, _, err := a.reporter(tasks)
 			return rep, err

@@ -70,7 +70,7 @@ func expandGlobs(root string, fsys globFS, patterns []string) (files, unmatched 
 		var matches []string
 		switch {
 		case clean == ".": // root itself, a directory
-		case !strings.ContainsAny(clean, `*?[{\`):
+		case !isGlob(clean):
 			// A literal path (the common case: one named file) needs one
 			// lstat, not a directory walk. Same rules: files and symlinks
 			// only, nothing under .rustypipe/.
@@ -99,6 +99,21 @@ func expandGlobs(root string, fsys globFS, patterns []string) (files, unmatched 
 	}
 	slices.Sort(files)
 	return files, unmatched, nil
+}
+
+// isGlob reports whether a clean pattern has wildcards (or escapes); one
+// without names a single path, which is looked up rather than walked.
+func isGlob(clean string) bool { return strings.ContainsAny(clean, `*?[{\`) }
+
+// LiteralPath returns the path a pattern without wildcards names, cleaned
+// as Memo.Expand and ExpandGlobs clean it; ok is false for a glob or an
+// invalid pattern.
+func LiteralPath(pattern string) (rel string, ok bool) {
+	clean, err := cleanPattern(pattern)
+	if err != nil || isGlob(clean) {
+		return "", false
+	}
+	return clean, true
 }
 
 // cleanPattern validates p and returns the form handed to doublestar.
@@ -184,7 +199,7 @@ func (m *Memo) Expand(root string, patterns []string) ([]FileEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hashing: expand glob %q: %w", p, err)
 		}
-		if strings.ContainsAny(clean, `*?[{\`) {
+		if isGlob(clean) {
 			globs = append(globs, p)
 			continue
 		}
