@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/exectest"
 	"github.com/rustypipe/rustypipe/exec/local"
 )
 
@@ -40,22 +40,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// pidCheck reports whether pid is gone: no such process, or a zombie that
-// only waits for its reaper.
-func pidCheck(t *testing.T, pid int) bool {
-	t.Helper()
-	err := syscall.Kill(pid, 0)
-	if errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	b, rerr := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if rerr != nil {
-		return errors.Is(rerr, fs.ErrNotExist) && runtime.GOOS == "linux"
-	}
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
-}
+// pidCheck is exectest.ProcessGone: the tasks' pids are this machine's.
+var pidCheck = exectest.ProcessGone
 
 // readyBuffer collects output and closes ready when the first line arrives.
 type readyBuffer struct {
