@@ -93,14 +93,14 @@ func (s *suite) spec(t *testing.T, ws, script string, env ...string) *exec.Spec 
 		Shell:     s.opts.Shell,
 		Env:       append(slices.Clip(s.opts.Env), env...),
 		Workspace: ws,
-		Stdout:    newBuffer(),
-		Stderr:    newBuffer(),
+		Stdout:    new(Buffer),
+		Stderr:    new(Buffer),
 		Grace:     10 * time.Second,
 	}
 }
 
-func stdout(sp *exec.Spec) string { return sp.Stdout.(*buffer).String() }
-func stderr(sp *exec.Spec) string { return sp.Stderr.(*buffer).String() }
+func stdout(sp *exec.Spec) string { return sp.Stdout.(*Buffer).String() }
+func stderr(sp *exec.Spec) string { return sp.Stderr.(*Buffer).String() }
 
 // mustRun runs sp to completion and fails the test on an error.
 func mustRun(t *testing.T, b exec.Backend, sp *exec.Spec) *exec.Result {
@@ -282,22 +282,14 @@ func (s *suite) testTimeout(t *testing.T, b exec.Backend) {
 // early.
 func stopWhenReady(t *testing.T, b exec.Backend, ctx context.Context, sp *exec.Spec, stop func()) (*exec.Result, error) {
 	t.Helper()
-	type result struct {
-		res *exec.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := b.Run(ctx, sp)
-		done <- result{res, err}
-	}()
+	done := Start(ctx, b, sp)
 	select {
-	case <-sp.Stdout.(*buffer).firstLine:
+	case <-sp.Stdout.(*Buffer).FirstLine():
 		stop()
 		r := <-done
-		return r.res, r.err
+		return r.Res, r.Err
 	case r := <-done:
-		t.Fatalf("Run returned before the task was ready: %+v, %v; stdout %q, stderr %q", r.res, r.err, stdout(sp), stderr(sp))
+		t.Fatalf("Run returned before the task was ready: %+v, %v; stdout %q, stderr %q", r.Res, r.Err, stdout(sp), stderr(sp))
 		return nil, nil
 	}
 }
@@ -431,32 +423,4 @@ func writeFile(t *testing.T, ws, name, content string) {
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// buffer is a bytes.Buffer safe for concurrent use that closes firstLine
-// when the first newline arrives.
-type buffer struct {
-	mu        sync.Mutex
-	b         bytes.Buffer
-	firstLine chan struct{}
-	seen      bool
-}
-
-func newBuffer() *buffer { return &buffer{firstLine: make(chan struct{})} }
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n, err := b.b.Write(p)
-	if !b.seen && bytes.IndexByte(p, '\n') >= 0 {
-		b.seen = true
-		close(b.firstLine)
-	}
-	return n, err
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

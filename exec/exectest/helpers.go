@@ -2,25 +2,51 @@ package exectest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/rustypipe/rustypipe/exec"
 )
 
 // Buffer is a bytes.Buffer safe for concurrent use, for a task's stdout or
-// stderr that a test reads while Run writes it.
+// stderr that a test reads while Run writes it. The zero value is ready to
+// use.
 type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	line  chan struct{} // made by FirstLine, closed at the first newline
+	lined bool          // a newline was written
 }
 
 func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.lined && bytes.IndexByte(p, '\n') >= 0 {
+		s.lined = true
+		if s.line != nil {
+			close(s.line)
+		}
+	}
 	return s.b.Write(p)
+}
+
+// FirstLine returns a channel closed once a newline has been written: the
+// task's first line of output has arrived.
+func (s *Buffer) FirstLine() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.line == nil {
+		s.line = make(chan struct{})
+		if s.lined {
+			close(s.line)
+		}
+	}
+	return s.line
 }
 
 // String returns what was written so far.
@@ -28,6 +54,13 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Bytes returns a copy of what was written so far.
+func (s *Buffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
 }
 
 // Logger returns a backend's log function that writes to the test log
@@ -82,4 +115,22 @@ func RemoveBuilt() {
 	if built.path != "" {
 		os.RemoveAll(filepath.Dir(built.path))
 	}
+}
+
+// Outcome is what a Run returned.
+type Outcome struct {
+	Res *exec.Result
+	Err error
+}
+
+// Start runs s on b in a goroutine and delivers the outcome on the returned
+// channel, which is buffered: the goroutine never blocks, whether or not
+// the test reads it.
+func Start(ctx context.Context, b exec.Backend, s *exec.Spec) <-chan Outcome {
+	done := make(chan Outcome, 1)
+	go func() {
+		res, err := b.Run(ctx, s)
+		done <- Outcome{res, err}
+	}()
+	return done
 }

@@ -95,13 +95,13 @@ func spec(t testing.TB, script string) *exec.Spec {
 		Shell:     "sh",
 		Env:       []string{"PATH=" + os.Getenv("PATH")},
 		Workspace: t.TempDir(),
-		Stdout:    newBuffer(),
-		Stderr:    newBuffer(),
+		Stdout:    new(exectest.Buffer),
+		Stderr:    new(exectest.Buffer),
 		Grace:     10 * time.Second,
 	}
 }
 
-func out(s *exec.Spec) string { return s.Stdout.(*buffer).String() }
+func out(s *exec.Spec) string { return s.Stdout.(*exectest.Buffer).String() }
 
 func TestConformance(t *testing.T) {
 	if _, err := osexec.LookPath("sh"); err != nil {
@@ -258,7 +258,7 @@ func TestHelperKilledMidRun(t *testing.T) {
 		res, err = f.b.Run(context.Background(), s)
 		done <- err
 	}()
-	<-s.Stdout.(*buffer).ready
+	<-s.Stdout.(*exectest.Buffer).FirstLine()
 	pid, err := strconv.Atoi(strings.TrimSpace(out(s)))
 	if err != nil {
 		t.Fatalf("helper pid %q: %v", out(s), err)
@@ -383,10 +383,10 @@ func TestManyConcurrentRuns(t *testing.T) {
 			continue
 		}
 		size := i * 9173
-		if got := s.Stdout.(*buffer).Bytes(); !bytes.Equal(got, pattern(size, 1)) {
+		if got := s.Stdout.(*exectest.Buffer).Bytes(); !bytes.Equal(got, pattern(size, 1)) {
 			t.Errorf("run %d: stdout has %d bytes, want pattern(%d)", i, len(got), size)
 		}
-		if got := s.Stderr.(*buffer).Bytes(); !bytes.Equal(got, pattern(size/2, 2)) {
+		if got := s.Stderr.(*exectest.Buffer).Bytes(); !bytes.Equal(got, pattern(size/2, 2)) {
 			t.Errorf("run %d: stderr has %d bytes, want pattern(%d)", i, len(got), size/2)
 		}
 	}
@@ -483,7 +483,7 @@ func TestCancelAndKill(t *testing.T) {
 		res, err := f.b.Run(ctx, s)
 		done <- ret{res, err}
 	}()
-	<-s.Stdout.(*buffer).ready
+	<-s.Stdout.(*exectest.Buffer).FirstLine()
 	cancel(cause)
 	close(kill)
 	r := <-done
@@ -510,7 +510,7 @@ func TestHelperIgnoresCancel(t *testing.T) {
 		_, err := f.b.Run(ctx, s)
 		done <- err
 	}()
-	<-s.Stdout.(*buffer).ready
+	<-s.Stdout.(*exectest.Buffer).FirstLine()
 	cancel(cause)
 	err := <-done
 	if !errors.Is(err, cause) || !strings.Contains(err.Error(), "abandoned") {
@@ -548,35 +548,6 @@ func TestIdentity(t *testing.T) {
 	if want := "local " + runtime.GOOS + "/" + runtime.GOARCH; err != nil || got != want {
 		t.Errorf("Identity without the capability = %q, %v; want %q", got, err, want)
 	}
-}
-
-// buffer is a bytes.Buffer safe for concurrent use that closes ready when
-// the first newline arrives.
-type buffer struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
-	ready chan struct{}
-	seen  bool
-}
-
-func newBuffer() *buffer { return &buffer{ready: make(chan struct{})} }
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.seen && bytes.IndexByte(p, '\n') >= 0 {
-		b.seen = true
-		close(b.ready)
-	}
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string { return string(b.Bytes()) }
-
-func (b *buffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.b.Bytes())
 }
 
 // blockingWriter closes entered on its first Write and blocks every Write

@@ -3,7 +3,6 @@
 package local_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,56 +41,22 @@ func TestMain(m *testing.M) {
 // pidCheck is exectest.ProcessGone: the tasks' pids are this machine's.
 var pidCheck = exectest.ProcessGone
 
-// readyBuffer collects output and closes ready when the first line arrives.
-type readyBuffer struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
-	ready chan struct{}
-}
-
-func newReadyBuffer() *readyBuffer { return &readyBuffer{ready: make(chan struct{})} }
-
-func (w *readyBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	had := bytes.IndexByte(w.b.Bytes(), '\n') >= 0
-	n, err := w.b.Write(p)
-	if !had && bytes.IndexByte(p, '\n') >= 0 {
-		close(w.ready)
-	}
-	return n, err
-}
-
-func (w *readyBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // runUntilReady runs s and calls atReady once its first line of output has
 // arrived; it returns Run's results.
 func runUntilReady(t *testing.T, ctx context.Context, s *exec.Spec, atReady func(first string)) (*exec.Result, error) {
 	t.Helper()
-	out := newReadyBuffer()
+	out := new(exectest.Buffer)
 	s.Stdout = out
-	type result struct {
-		res *exec.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := local.New().Run(ctx, s)
-		done <- result{res, err}
-	}()
+	done := exectest.Start(ctx, local.New(), s)
 	select {
-	case <-out.ready:
+	case <-out.FirstLine():
 		line, _, _ := strings.Cut(out.String(), "\n")
 		atReady(line)
 		r := <-done
-		return r.res, r.err
+		return r.Res, r.Err
 	case r := <-done:
 		t.Fatalf("Run returned before the task was ready: %+v, %v; stdout %q, stderr %q",
-			r.res, r.err, out.String(), s.Stderr)
+			r.Res, r.Err, out.String(), s.Stderr)
 		return nil, nil
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,60 +165,32 @@ func TestImageOverrideAndIdentity(t *testing.T) {
 	}
 }
 
-// gatedWriter signals ready when its first line arrives.
-type gatedWriter struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	once  sync.Once
-	ready chan struct{}
-}
-
-func newGatedWriter() *gatedWriter { return &gatedWriter{ready: make(chan struct{})} }
-
-func (w *gatedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if bytes.IndexByte(w.buf.Bytes(), '\n') >= 0 {
-		w.once.Do(func() { close(w.ready) })
-	}
-	return len(p), nil
-}
-
 func TestCancelLeavesNoContainer(t *testing.T) {
 	cli := testEngine(t)
 	b := newTestBackend(t, Config{})
 	sp, _, _ := spec(t, t.TempDir(), `echo ready; sleep 60`)
-	out := newGatedWriter()
+	out := new(exectest.Buffer)
 	sp.Stdout = out
 	sp.Grace = 5 * time.Second
 	cause := errors.New("test: cancelled")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	type result struct {
-		res *exec.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := b.Run(ctx, sp)
-		done <- result{res, err}
-	}()
+	done := exectest.Start(ctx, b, sp)
 	select {
-	case <-out.ready:
+	case <-out.FirstLine():
 	case r := <-done:
-		t.Fatalf("Run returned before the task was ready: %+v, %v", r.res, r.err)
+		t.Fatalf("Run returned before the task was ready: %+v, %v", r.Res, r.Err)
 	}
 	if n := len(containersLabelled(t, cli, LabelRunID, sp.RunID)); n != 1 {
 		t.Errorf("%d containers labelled with the run id while the task runs, want 1", n)
 	}
 	cancel(cause)
 	r := <-done
-	if !errors.Is(r.err, cause) {
-		t.Errorf("Run error = %v, want one wrapping %v", r.err, cause)
+	if !errors.Is(r.Err, cause) {
+		t.Errorf("Run error = %v, want one wrapping %v", r.Err, cause)
 	}
-	if r.res == nil || r.res.ExitCode != -1 || r.res.Signal != "terminated" {
-		t.Errorf("Result = %+v, want ExitCode -1, Signal terminated", r.res)
+	if r.Res == nil || r.Res.ExitCode != -1 || r.Res.Signal != "terminated" {
+		t.Errorf("Result = %+v, want ExitCode -1, Signal terminated", r.Res)
 	}
 	if ids := containersLabelled(t, cli, LabelRunID, sp.RunID); len(ids) != 0 {
 		t.Errorf("containers %q remain after a cancelled Run", ids)
@@ -442,10 +413,10 @@ func TestConcurrencyLimit(t *testing.T) {
 	errs := make([]error, n)
 	for i := range n {
 		sp, _, _ := spec(t, t.TempDir(), `echo started; while [ ! -e /gate/$N ]; do sleep 0.05; done`, fmt.Sprintf("N=%d", i))
-		w := newGatedWriter()
+		w := new(exectest.Buffer)
 		sp.Stdout = w
 		go func() {
-			<-w.ready
+			<-w.FirstLine()
 			started <- i
 		}()
 		go func() {

@@ -136,7 +136,7 @@ func TestHelperOwnerAndReap(t *testing.T) {
 	}
 	b := newHelperBackend(t, Config{})
 	sp, _, _ := spec(t, t.TempDir(), `echo ready; sleep 60`)
-	out := newGatedWriter()
+	out := new(exectest.Buffer)
 	sp.Stdout = out
 	done := make(chan error, 1)
 	go func() {
@@ -144,7 +144,7 @@ func TestHelperOwnerAndReap(t *testing.T) {
 		done <- err
 	}()
 	select {
-	case <-out.ready:
+	case <-out.FirstLine():
 	case err := <-done:
 		t.Fatalf("Run returned before the task was ready: %v", err)
 	}

@@ -215,15 +215,7 @@ func TestDeadline(t *testing.T) {
 	cause := errors.New("task timeout")
 	ctx, cancel := context.WithTimeoutCause(context.Background(), 10*time.Second, cause)
 	defer cancel()
-	type result struct {
-		res *exec.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := b.Run(ctx, sp)
-		done <- result{res, err}
-	}()
+	done := exectest.Start(ctx, b, sp)
 	waitFor(t, "the task's first line", func() bool { return strings.Contains(stdout.String(), "\n") })
 	pods := podsWith(t, cs, ns, LabelRunID, sp.RunID)
 	if len(pods) != 1 {
@@ -235,11 +227,11 @@ func TestDeadline(t *testing.T) {
 		t.Errorf("activeDeadlineSeconds = %v, want a backstop after 10s + grace", d)
 	}
 	r := <-done
-	if !errors.Is(r.err, cause) || !errors.Is(r.err, context.DeadlineExceeded) {
-		t.Errorf("Run error = %v, want one wrapping the deadline's cause and DeadlineExceeded", r.err)
+	if !errors.Is(r.Err, cause) || !errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("Run error = %v, want one wrapping the deadline's cause and DeadlineExceeded", r.Err)
 	}
-	if r.res == nil || r.res.ExitCode != -1 || r.res.Signal != "terminated" {
-		t.Errorf("Result = %+v, want ExitCode -1, Signal terminated", r.res)
+	if r.Res == nil || r.Res.ExitCode != -1 || r.Res.Signal != "terminated" {
+		t.Errorf("Result = %+v, want ExitCode -1, Signal terminated", r.Res)
 	}
 	if left := podsWith(t, cs, ns, LabelRunID, sp.RunID); len(left) != 0 {
 		t.Errorf("%d pod(s) left after Run returned", len(left))
@@ -255,26 +247,18 @@ func TestCancelDeletesPodWithGrace(t *testing.T) {
 	cause := errors.New("user pressed Ctrl-C")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	type result struct {
-		res *exec.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := b.Run(ctx, sp)
-		done <- result{res, err}
-	}()
+	done := exectest.Start(ctx, b, sp)
 	waitFor(t, "the task's first line", func() bool { return strings.Contains(stdout.String(), "\n") })
 	if n := len(podsWith(t, cs, ns, LabelRunID, sp.RunID)); n != 1 {
 		t.Fatalf("%d pods of the run while it runs, want 1", n)
 	}
 	cancel(cause)
 	r := <-done
-	if !errors.Is(r.err, cause) {
-		t.Errorf("Run error = %v, want one wrapping %v", r.err, cause)
+	if !errors.Is(r.Err, cause) {
+		t.Errorf("Run error = %v, want one wrapping %v", r.Err, cause)
 	}
-	if r.res == nil || r.res.ExitCode != 7 || stdout.String() != "ready\ngot TERM\n" {
-		t.Errorf("Result %+v, stdout %q; want exit 7 from the TERM trap", r.res, stdout)
+	if r.Res == nil || r.Res.ExitCode != 7 || stdout.String() != "ready\ngot TERM\n" {
+		t.Errorf("Result %+v, stdout %q; want exit 7 from the TERM trap", r.Res, stdout)
 	}
 	if left := podsWith(t, cs, ns, LabelRunID, sp.RunID); len(left) != 0 {
 		t.Errorf("%d pod(s) left after Run returned", len(left))
