@@ -1,9 +1,11 @@
 package exectest
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -133,4 +135,25 @@ func Start(ctx context.Context, b exec.Backend, s *exec.Spec) <-chan Outcome {
 		done <- Outcome{res, err}
 	}()
 	return done
+}
+
+// TarEntries calls fn with each entry of the tar archive r and its
+// content, failing the test on a read error.
+func TarEntries(t testing.TB, r io.Reader, fn func(h *tar.Header, body []byte)) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(h, body)
+	}
 }

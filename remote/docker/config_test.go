@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/exectest"
 )
 
 func TestContainerEnv(t *testing.T) {
@@ -159,22 +160,13 @@ func TestWriteInputs(t *testing.T) {
 	}
 	got := map[string]entry{}
 	var order []string
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
+	exectest.TarEntries(t, &buf, func(h *tar.Header, b []byte) {
 		got[h.Name] = entry{h.Typeflag, string(b)}
 		order = append(order, h.Name)
 		if h.Name == "work/space/src/x/run.sh" && runtime.GOOS != "windows" && h.Mode&0o111 == 0 {
 			t.Errorf("run.sh mode %o lost its execute bits", h.Mode)
 		}
-	}
+	})
 	want := map[string]entry{
 		"work/space/":             {tar.TypeDir, ""},
 		"work/space/build/":       {tar.TypeDir, ""},
@@ -241,18 +233,9 @@ func TestFilterTar(t *testing.T) {
 		t.Errorf("hard links = %q, want %q", links, want)
 	}
 	var names []string
-	tr := tar.NewReader(&dst)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
+	exectest.TarEntries(t, &dst, func(h *tar.Header, b []byte) {
 		names = append(names, h.Name+"="+string(b)+h.Linkname)
-	}
+	})
 	want := []string{"build/out/a.txt=alpha", "build/out/gen/b.txt=beta", "build/out/link.txt=a.txt"}
 	if !slices.Equal(names, want) {
 		t.Errorf("filtered entries = %q, want %q", names, want)

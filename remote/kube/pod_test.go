@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/exectest"
 )
 
 func TestLabelValue(t *testing.T) {
@@ -290,19 +291,10 @@ func TestFilterTar(t *testing.T) {
 	if !slices.Equal(links, []string{"out/h.txt"}) {
 		t.Errorf("links = %q, want [out/h.txt]", links)
 	}
-	tr := tar.NewReader(&dst)
 	var got []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(tr)
+	exectest.TarEntries(t, &dst, func(h *tar.Header, body []byte) {
 		got = append(got, h.Name+"="+string(body)+h.Linkname)
-	}
+	})
 	if want := []string{"out/a.txt=a\n", "out/l=a.txt"}; !slices.Equal(got, want) {
 		t.Errorf("filtered entries = %q, want %q", got, want)
 	}
@@ -331,19 +323,10 @@ func TestWriteInputs(t *testing.T) {
 	if buf.Len()%tarRecord != 0 {
 		t.Errorf("stream of %d bytes is not padded to whole %d-byte records", buf.Len(), tarRecord)
 	}
-	tr := tar.NewReader(&buf)
 	var got []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(tr)
+	exectest.TarEntries(t, &buf, func(h *tar.Header, body []byte) {
 		got = append(got, h.Name+" "+os.FileMode(h.Mode).String()+" "+string(body))
-	}
+	})
 	want := []string{
 		"sub/ -rwxr-xr-x ", "sub/dir/ -rwxr-xr-x ", "a.txt -rw-r--r-- alpha",
 		"tools/ -rwxr-xr-x ", "tools/lib/ -rwxr-xr-x ", "tools/lib/x -rw-r--r-- x", "tools/run.sh -rwxr-xr-x #!/bin/sh\n",
