@@ -3,14 +3,15 @@
 package cmd
 
 import (
-	"github.com/rogpeppe/go-internal/testscript"
-
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/rustypipe/rustypipe/remote/kube/kubetest"
 )
 
 func init() {
@@ -31,16 +32,7 @@ func kubeAvailable() (bool, error) {
 
 // testKubeconfig is the test cluster's kubeconfig, which scripts get as
 // KUBECONFIG (rustypipe-kube, started by rustypipe, reads it).
-func testKubeconfig() string {
-	if cfg := os.Getenv("KUBECONFIG"); cfg != "" {
-		return cfg
-	}
-	dir := os.Getenv("RP_K8S_DIR")
-	if dir == "" {
-		dir = "/tmp/rp-k8s"
-	}
-	return filepath.Join(dir, "kubeconfig")
-}
+func testKubeconfig() string { return kubetest.Kubeconfig() }
 
 // apiServerAnswers checks that the kubeconfig exists and that its API server
 // accepts a connection: a cluster taken down leaves its kubeconfig behind.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,15 +11,10 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/rustypipe/rustypipe/exec"
 	"github.com/rustypipe/rustypipe/exec/exectest"
 	"github.com/rustypipe/rustypipe/exec/external"
+	"github.com/rustypipe/rustypipe/remote/kube/kubetest"
 )
 
 // These tests run the helper as rustypipe does: built, started by the
@@ -34,10 +28,8 @@ func helperPath(t *testing.T) string { return exectest.GoBuild(t, "rustypipe-kub
 func TestMain(m *testing.M) {
 	code := m.Run()
 	exectest.RemoveBuilt()
-	if cluster.cs != nil && cluster.ns != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cluster.cs.CoreV1().Namespaces().Delete(ctx, cluster.ns, metav1.DeleteOptions{})
-		cancel()
+	if cluster.c != nil {
+		cluster.c.Close()
 	}
 	os.Exit(code)
 }
@@ -92,84 +84,27 @@ func TestIdentity(t *testing.T) {
 
 // The test cluster, as remote/kube's tests find it.
 var cluster struct {
-	once       sync.Once
-	kubeconfig string
-	cs         kubernetes.Interface
-	ns         string
-	err        error
+	once sync.Once
+	c    *kubetest.Cluster
+	err  error
 }
 
-func testCluster(t *testing.T) string {
+func testCluster(t *testing.T) *kubetest.Cluster {
 	t.Helper()
-	cluster.once.Do(func() {
-		kc := os.Getenv("KUBECONFIG")
-		if kc == "" {
-			dir := os.Getenv("RP_K8S_DIR")
-			if dir == "" {
-				dir = "/tmp/rp-k8s" // scripts/k8s/up.sh's default
-			}
-			if p := filepath.Join(dir, "kubeconfig"); fileExists(p) {
-				kc = p
-			}
-		}
-		if kc == "" {
-			cluster.err = errors.New("no KUBECONFIG and no kubeconfig of scripts/k8s/up.sh")
-			return
-		}
-		rc, err := clientcmd.BuildConfigFromFlags("", kc)
-		if err != nil {
-			cluster.err = err
-			return
-		}
-		cs, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			cluster.err = err
-			return
-		}
-		if _, err := cs.Discovery().ServerVersion(); err != nil {
-			cluster.err = fmt.Errorf("cluster of %s does not answer: %w", kc, err)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rp-kube-helper-test-"}}, metav1.CreateOptions{})
-		if err != nil {
-			cluster.err = err
-			return
-		}
-		cluster.kubeconfig, cluster.cs, cluster.ns = kc, cs, ns.Name
-		for {
-			_, err := cs.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
-			if err == nil || !apierrors.IsNotFound(err) {
-				cluster.err = err
-				return
-			}
-			select {
-			case <-ctx.Done():
-				cluster.err = ctx.Err()
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	})
+	cluster.once.Do(func() { cluster.c, cluster.err = kubetest.Open("rp-kube-helper-test-") })
 	if cluster.err != nil {
 		if os.Getenv("RUSTYPIPE_TEST_KUBE") == "1" {
 			t.Fatalf("RUSTYPIPE_TEST_KUBE=1 but no test cluster: %v", cluster.err)
 		}
 		t.Skipf("no test cluster (%v); run scripts/k8s/up.sh, or set KUBECONFIG", cluster.err)
 	}
-	return cluster.ns
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+	return cluster.c
 }
 
 func clusterConfig(t *testing.T) map[string]any {
-	ns := testCluster(t)
+	c := testCluster(t)
 	return map[string]any{
-		"type": "kubernetes", "kubeconfig": cluster.kubeconfig, "namespace": ns,
+		"type": "kubernetes", "kubeconfig": c.Kubeconfig, "namespace": c.Namespace,
 		"image": "rp-busybox:test", "image_pull_policy": "Never", "concurrency": 4,
 	}
 }

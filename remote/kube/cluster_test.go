@@ -1,30 +1,22 @@
 package kube
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rustypipe/rustypipe/remote/kube/kubetest"
 )
 
-// The test cluster. scripts/k8s/up.sh brings one up, writes its kubeconfig
-// to $RP_K8S_DIR/kubeconfig (RP_K8S_DIR defaults to /tmp/rp-k8s, up.sh's
-// default) and imports testImage into its container runtime. KUBECONFIG,
-// when set, names the cluster instead. Without either the cluster tests
-// skip, unless RUSTYPIPE_TEST_KUBE=1 (set by CI) makes that a failure.
+// The test cluster. scripts/k8s/up.sh brings one up and imports testImage
+// into its container runtime; kubetest finds it (KUBECONFIG, else up.sh's
+// kubeconfig). Without a cluster the cluster tests skip, unless
+// RUSTYPIPE_TEST_KUBE=1 (set by CI) makes that a failure.
 const (
-	testImage   = "rp-busybox:test" // busybox: sh, tar, sleep, seq
-	requireEnv  = "RUSTYPIPE_TEST_KUBE"
-	defaultRPK8 = "/tmp/rp-k8s"
+	testImage  = "rp-busybox:test" // busybox: sh, tar, sleep, seq
+	requireEnv = "RUSTYPIPE_TEST_KUBE"
 )
 
 // cluster is what the cluster tests share: one namespace for the whole
@@ -34,6 +26,7 @@ var cluster struct {
 	kubeconfig string
 	cs         kubernetes.Interface
 	ns         string
+	c          *kubetest.Cluster
 	err        error // why there is no cluster
 }
 
@@ -42,10 +35,8 @@ func TestMain(m *testing.M) {
 		os.Exit(orphanMain())
 	}
 	code := m.Run()
-	if cluster.cs != nil && cluster.ns != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cluster.cs.CoreV1().Namespaces().Delete(ctx, cluster.ns, metav1.DeleteOptions{})
-		cancel()
+	if cluster.c != nil {
+		cluster.c.Close()
 	}
 	os.Exit(code)
 }
@@ -55,47 +46,12 @@ func TestMain(m *testing.M) {
 func testCluster(t testing.TB) (kubernetes.Interface, string) {
 	t.Helper()
 	cluster.once.Do(func() {
-		kc := os.Getenv("KUBECONFIG")
-		if kc == "" {
-			dir := os.Getenv("RP_K8S_DIR")
-			if dir == "" {
-				dir = defaultRPK8
-			}
-			if p := filepath.Join(dir, "kubeconfig"); fileExists(p) {
-				kc = p
-			}
-		}
-		if kc == "" {
-			cluster.err = fmt.Errorf("no KUBECONFIG and no kubeconfig of scripts/k8s/up.sh")
-			return
-		}
-		cluster.kubeconfig = kc
-		rc, err := clientcmd.BuildConfigFromFlags("", kc)
+		c, err := kubetest.Open("rp-kube-test-")
 		if err != nil {
 			cluster.err = err
 			return
 		}
-		rc.QPS, rc.Burst, rc.Timeout = 50, 100, 30*time.Second
-		cs, err := kubernetes.NewForConfig(rc)
-		if err != nil {
-			cluster.err = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		if _, err := cs.Discovery().ServerVersion(); err != nil {
-			cluster.err = fmt.Errorf("cluster of %s does not answer: %w", kc, err)
-			return
-		}
-		ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rp-kube-test-"}}, metav1.CreateOptions{})
-		if err != nil {
-			cluster.err = fmt.Errorf("create test namespace: %w", err)
-			return
-		}
-		cluster.cs, cluster.ns = cs, ns.Name
-		if err := waitServiceAccount(ctx, cs, ns.Name); err != nil {
-			cluster.err = err
-		}
+		cluster.c, cluster.kubeconfig, cluster.cs, cluster.ns = c, c.Kubeconfig, c.Client, c.Namespace
 	})
 	if cluster.err != nil {
 		if os.Getenv(requireEnv) == "1" {
@@ -104,28 +60,4 @@ func testCluster(t testing.TB) (kubernetes.Interface, string) {
 		t.Skipf("no test cluster (%v); run scripts/k8s/up.sh, or set KUBECONFIG", cluster.err)
 	}
 	return cluster.cs, cluster.ns
-}
-
-// waitServiceAccount waits for the controller manager to create the
-// namespace's default service account, without which no pod is admitted.
-func waitServiceAccount(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	for {
-		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		if err == nil {
-			return nil
-		}
-		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("service account default/%s: %w", ns, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("service account default/%s was not created: %w", ns, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -26,6 +26,8 @@ import (
 
 	"github.com/rustypipe/rustypipe/exec"
 	"github.com/rustypipe/rustypipe/exec/exectest"
+
+	"github.com/rustypipe/rustypipe/remote/kube/kubetest"
 )
 
 // newTestBackend returns a backend on the test cluster's namespace and
@@ -564,7 +566,7 @@ func newNamespace(t *testing.T, cs kubernetes.Interface, labels map[string]strin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cs.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
-	if err := waitServiceAccount(ctx, cs, ns.Name); err != nil {
+	if err := kubetest.WaitServiceAccount(ctx, cs, ns.Name); err != nil {
 		t.Fatal(err)
 	}
 	return ns
