@@ -29,19 +29,9 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"rustypipe": func() { os.Exit(Main(os.Args[1:])) },
 		// The Kubernetes helper, found beside rustypipe as when installed.
-		"rustypipe-kube": func() {
-			if err := external.Serve(context.Background(), os.Stdin, os.Stdout, kube.HelperBackend); err != nil {
-				fmt.Fprintln(os.Stderr, "rustypipe-kube:", err)
-				os.Exit(1)
-			}
-		},
+		"rustypipe-kube": func() { external.Main("rustypipe-kube", kube.HelperBackend) },
 		// The Docker helper, found beside rustypipe as when installed.
-		"rustypipe-docker": func() {
-			if err := external.Serve(context.Background(), os.Stdin, os.Stdout, docker.HelperBackend); err != nil {
-				fmt.Fprintln(os.Stderr, "rustypipe-docker:", err)
-				os.Exit(1)
-			}
-		},
+		"rustypipe-docker": func() { external.Main("rustypipe-docker", docker.HelperBackend) },
 		// An external-backend helper serving the local backend, as a user's
 		// own helper would: the protocol end to end through the CLI.
 		"rp-local-helper": func() {

@@ -1,21 +1,8 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/rustypipe/rustypipe/exec/external"
 	"github.com/rustypipe/rustypipe/remote/kube"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := external.Serve(ctx, os.Stdin, os.Stdout, kube.HelperBackend); err != nil {
-		fmt.Fprintln(os.Stderr, "rustypipe-kube:", err)
-		os.Exit(1)
-	}
-}
+func main() { external.Main("rustypipe-kube", kube.HelperBackend) }
