@@ -3,10 +3,11 @@
 // and stdout, specified in docs/backend-protocol.md. Backend is the client
 // side, linked into rustypipe, behind `type: external` (any command) and
 // `type: docker` and `type: kubernetes` (the rustypipe-docker and
-// rustypipe-kube helpers). Serve is the helper side,
-// for helpers written in Go. The package imports only the standard library
-// and exec, and does no work until a Backend is used, because every
-// rustypipe invocation pays for what it links and initializes.
+// rustypipe-kube helpers). Serve is the helper side, for helpers written in
+// Go, and Main wraps it as a helper's whole main. The package imports only
+// the standard library and exec, and does no work until a Backend is used,
+// because every rustypipe invocation pays for what it links and
+// initializes.
 //
 // # Client
 //
