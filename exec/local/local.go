@@ -227,17 +227,11 @@ func shellCommand(shell, script string) (name string, args []string, err error) 
 	if shell == "" {
 		shell = defaultShell
 	}
-	switch shell {
-	case "sh", "bash":
-		return shell, []string{"-c", script}, nil
-	case "pwsh", "powershell":
-		return shell, []string{"-NoProfile", "-NonInteractive", "-Command", script}, nil
-	case "cmd":
-		// /d skips AutoRun commands from the registry, as -NoProfile does for
-		// PowerShell; /s keeps the quotes of the script as written.
-		return shell, []string{"/d", "/s", "/c", script}, nil
+	argv, ok := exec.ShellArgv(shell, script)
+	if !ok {
+		return "", nil, fmt.Errorf("unknown shell %q (want sh, bash, pwsh, powershell or cmd)", shell)
 	}
-	return "", nil, fmt.Errorf("unknown shell %q (want sh, bash, pwsh, powershell or cmd)", shell)
+	return argv[0], argv[1:], nil
 }
 
 // workDir returns the absolute working directory for dir ("/"-separated,

@@ -476,18 +476,14 @@ func (b *Backend) checkShell(ctx context.Context, cli *client.Client, cid string
 // shellCommand returns the command that runs script with shell, "" being
 // sh.
 func shellCommand(shell, script string) ([]string, error) {
-	switch shell {
-	case "", "sh", "bash":
-		if shell == "" {
-			shell = "sh"
-		}
-		return []string{shell, "-c", script}, nil
-	case "pwsh", "powershell":
-		return []string{shell, "-NoProfile", "-NonInteractive", "-Command", script}, nil
-	case "cmd":
-		return []string{"cmd", "/d", "/s", "/c", script}, nil
+	if shell == "" {
+		shell = "sh"
 	}
-	return nil, fmt.Errorf("unknown shell %q (want sh, bash, pwsh, powershell or cmd)", shell)
+	argv, ok := exec.ShellArgv(shell, script)
+	if !ok {
+		return nil, fmt.Errorf("unknown shell %q (want sh, bash, pwsh, powershell or cmd)", shell)
+	}
+	return argv, nil
 }
 
 // mounts returns the bind mounts of s's container: the configured ones,

@@ -4,19 +4,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
-)
 
-// hostOnlyEnv are variables of the task's environment that describe the
-// host, not the container: the container keeps the image's values (PATH,
-// HOME) or has none.
-var hostOnlyEnv = map[string]bool{
-	"PATH":   true,
-	"HOME":   true,
-	"USER":   true,
-	"SHELL":  true,
-	"TMPDIR": true,
-	"PWD":    true,
-}
+	"github.com/rustypipe/rustypipe/exec"
+)
 
 // containerEnv returns the environment for the container: the task's
 // environment without the host-only variables and without entries that are
@@ -29,7 +19,7 @@ func containerEnv(taskEnv []string, backendEnv map[string]string) []string {
 	at := make(map[string]int, len(taskEnv)) // index in env of each name
 	for _, kv := range taskEnv {
 		k, _, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || hostOnlyEnv[k] {
+		if !ok || k == "" || exec.HostOnlyEnv(k) {
 			continue
 		}
 		if _, over := backendEnv[k]; over {

@@ -403,18 +403,6 @@ func escapeAll(args []string) []string {
 	return out
 }
 
-// hostOnlyEnv are variables of the task's environment that describe the
-// host, not the pod: the container keeps the image's values (PATH, HOME)
-// or has none.
-var hostOnlyEnv = map[string]bool{
-	"PATH":   true,
-	"HOME":   true,
-	"USER":   true,
-	"SHELL":  true,
-	"TMPDIR": true,
-	"PWD":    true,
-}
-
 // containerEnv returns the task container's environment: the task's
 // without the host-only variables and without entries that are not
 // KEY=VALUE (of a name given twice, the last value in the first place),
@@ -424,7 +412,7 @@ func containerEnv(taskEnv []string) []corev1.EnvVar {
 	at := make(map[string]int, len(taskEnv))
 	for _, kv := range taskEnv {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || hostOnlyEnv[k] {
+		if !ok || k == "" || exec.HostOnlyEnv(k) {
 			continue
 		}
 		if i, dup := at[k]; dup {
@@ -440,16 +428,14 @@ func containerEnv(taskEnv []string) []corev1.EnvVar {
 // shellCommand returns the command that runs script with shell, "" being
 // sh.
 func shellCommand(shell, script string) ([]string, error) {
-	switch shell {
-	case "", "sh", "bash":
-		if shell == "" {
-			shell = "sh"
-		}
-		return []string{shell, "-c", script}, nil
-	case "pwsh", "powershell":
-		return []string{shell, "-NoProfile", "-NonInteractive", "-Command", script}, nil
+	if shell == "" {
+		shell = "sh"
 	}
-	return nil, fmt.Errorf("unknown shell %q for a pod (want sh, bash, pwsh or powershell)", shell)
+	argv, ok := exec.ShellArgv(shell, script)
+	if !ok || shell == "cmd" {
+		return nil, fmt.Errorf("unknown shell %q for a pod (want sh, bash, pwsh or powershell)", shell)
+	}
+	return argv, nil
 }
 
 // graceSeconds rounds a grace period up to whole seconds, at least 1: a

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rustypipe/rustypipe/exec"
 )
 
 // The remote side is driven by POSIX sh scripts built here. The login shell
@@ -58,16 +60,16 @@ func taskEnv(env []string) []string {
 // on a POSIX host, "" meaning sh.
 func shellArgv(shell, script string) ([]string, error) {
 	switch shell {
-	case "", "sh":
-		return []string{"sh", "-c", script}, nil
-	case "bash":
-		return []string{"bash", "-c", script}, nil
-	case "pwsh":
-		return []string{"pwsh", "-NoProfile", "-NonInteractive", "-Command", script}, nil
+	case "":
+		shell = "sh"
 	case "powershell", "cmd":
 		return nil, fmt.Errorf("shell %q is not available on SSH hosts, which run POSIX sh (use sh, bash or pwsh)", shell)
 	}
-	return nil, fmt.Errorf("unknown shell %q (want sh, bash or pwsh)", shell)
+	argv, ok := exec.ShellArgv(shell, script)
+	if !ok {
+		return nil, fmt.Errorf("unknown shell %q (want sh, bash or pwsh)", shell)
+	}
+	return argv, nil
 }
 
 // taskFile is ctl/task.sh, uploaded with the inputs and sourced by the
