@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,9 +81,9 @@ func pipelineMemoPath(file string) string {
 }
 
 // binaryStamp identifies this rustypipe executable (path, size, mtime), so
-// that a parsed pipeline memoised by another build of rustypipe is not
-// trusted.
-func binaryStamp() string {
+// that a parsed pipeline or a no-op record written by another build of
+// rustypipe is not trusted. It is taken once per process.
+var binaryStamp = sync.OnceValue(func() string {
 	exe, err := os.Executable()
 	if err != nil {
 		return versionString()
@@ -92,7 +93,7 @@ func binaryStamp() string {
 		return versionString()
 	}
 	return fmt.Sprintf("%s %s %d %d", versionString(), exe, fi.Size(), fi.ModTime().UnixNano())
-}
+})
 
 func isYAMLFile(s string) bool {
 	ext := strings.ToLower(filepath.Ext(s))
