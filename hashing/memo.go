@@ -46,7 +46,15 @@ const (
 // cannot allocate gigabytes.
 const memoMaxPath = 1 << 16
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+// smallReadBufSize is the read size for files no larger than it: most
+// inputs and outputs are small, and a fresh 1 MiB buffer costs a short
+// build hundreds of page faults.
+const smallReadBufSize = 64 << 10
+
+var (
+	bufPool      = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+	smallBufPool = sync.Pool{New: func() any { b := make([]byte, smallReadBufSize); return &b }}
+)
 
 // fileStat is what the memo compares to decide that a file is unchanged.
 type fileStat struct {
@@ -220,8 +228,12 @@ func (m *Memo) hashFile(full string) (d Digest, pre fileStat, stable bool, err e
 	pre = statOf(fi)
 	m.hashed.Add(1)
 
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	pool := &bufPool
+	if pre.size < smallReadBufSize {
+		pool = &smallBufPool
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	dg := NewDigester()
 	// A plain read loop: io.CopyBuffer would hand the copy to
