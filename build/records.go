@@ -130,18 +130,28 @@ type runDir struct {
 
 	tasksMu sync.Mutex
 	tasks   *os.File // tasks.jsonl, opened at the first record
+
+	bg sync.WaitGroup // makeRunDir's background work
 }
 
+// makeRunDir creates the run's record directory. The copy of the pipeline
+// file and the removal of old runs go on in the background, while tasks
+// start; writeRun waits for them.
 func makeRunDir(workspace string, pipelineSrc []byte, runID string) (*runDir, error) {
-	pruneRuns(workspace)
 	dir := filepath.Join(RunsDir(workspace), runID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("build: run records: %w", err)
 	}
-	if pipelineSrc != nil {
-		os.WriteFile(filepath.Join(dir, "pipeline.yaml"), pipelineSrc, 0o644)
-	}
-	return &runDir{dir: dir}, nil
+	d := &runDir{dir: dir}
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		if pipelineSrc != nil {
+			os.WriteFile(filepath.Join(dir, "pipeline.yaml"), pipelineSrc, 0o644)
+		}
+		pruneRuns(workspace)
+	}()
+	return d, nil
 }
 
 // taskLog is a task's log file, <task>.log. It is created at the first byte
@@ -290,6 +300,7 @@ type TaskSummary struct {
 }
 
 func (d *runDir) writeRun(s *Summary) error {
+	d.bg.Wait()
 	rec := RunRecord{RunID: s.RunID, Status: s.Status, Counts: s.Counts, Started: s.Started, Finished: s.Finished,
 		DurationMS: s.Finished.Sub(s.Started).Milliseconds()}
 	data, err := json.Marshal(&rec)
@@ -363,8 +374,8 @@ func weights(pl *Plan, st *workspaceState) []int64 {
 	return w
 }
 
-// keepRuns is how many run record directories a workspace keeps; older
-// ones are removed when a build starts.
+// keepRuns is how many run record directories a workspace keeps, counting
+// the new one; older ones are removed when a build starts.
 const keepRuns = 30
 
 // pruneRuns removes all but the newest keepRuns run directories.
