@@ -92,6 +92,11 @@ func newCacheLayer(pl *Plan, o Options) *cacheLayer {
 		wait = 10 * time.Minute
 	}
 	c.sess = newSession(cas.Options{Dir: c.opts.Dir, LockWait: wait}, c.opts.writes(), o.Reporter)
+	if o.Noop != nil && c.opts.reads() && !o.DryRun {
+		// Files recorded by the no-op record changed, so some task is likely
+		// to need a lookup.
+		c.sess.prefetch()
+	}
 	// The memo loads while the build starts: tasks that the no-op record
 	// answers for never wait for it.
 	c.memoReady = make(chan struct{})
