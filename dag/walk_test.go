@@ -596,3 +596,46 @@ func TestWalkRandomFailFast(t *testing.T) {
 		}
 	}
 }
+
+// Settled nodes are Succeeded without a visit and do not hold back their
+// dependents; a settled mark on a node with an unsettled dependency is
+// ignored.
+func TestWalkSettled(t *testing.T) {
+	// a -> b -> c, a -> d, e
+	g := mustBuild(t, "a", "b:a", "c:b", "d:a", "e")
+	id := func(n string) int { i, _ := g.ID(n); return i }
+	settled := make([]bool, g.Len())
+	for _, n := range []string{"a", "c", "e"} {
+		settled[id(n)] = true
+	}
+	rec := &recorder{}
+	out := g.Walk(context.Background(), WalkOptions{Workers: 2, Settled: settled}, failing(g, rec))
+	if got, want := statuses(g, out), "a=succeeded b=succeeded c=succeeded d=succeeded e=succeeded"; got != want {
+		t.Errorf("outcomes: %s, want %s", got, want)
+	}
+	visited := rec.names(g)
+	slices.Sort(visited)
+	if want := []string{"b", "c", "d"}; !slices.Equal(visited, want) {
+		t.Errorf("visited %v, want %v (c's dependency b was not settled)", visited, want)
+	}
+
+	// Everything settled: no visit at all.
+	all := slices.Repeat([]bool{true}, g.Len())
+	rec = &recorder{}
+	out = g.Walk(context.Background(), WalkOptions{Workers: 2, Settled: all}, failing(g, rec))
+	if got, want := statuses(g, out), "a=succeeded b=succeeded c=succeeded d=succeeded e=succeeded"; got != want {
+		t.Errorf("all settled: %s, want %s", got, want)
+	}
+	if len(rec.started) != 0 {
+		t.Errorf("all settled: visited %v", rec.names(g))
+	}
+
+	// A failure below a settled node skips its dependents as usual.
+	settled = make([]bool, g.Len())
+	settled[id("a")] = true
+	rec = &recorder{}
+	out = g.Walk(context.Background(), WalkOptions{Workers: 1, Settled: settled}, failing(g, rec, "b"))
+	if got, want := statuses(g, out), "a=succeeded b=failed c=skipped<b d=succeeded e=succeeded"; got != want {
+		t.Errorf("failure: %s, want %s", got, want)
+	}
+}
