@@ -124,11 +124,12 @@ func OpenMemo(path string) (*Memo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hashing: open memo: %w", err)
 	}
-	data, err := io.ReadAll(f)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(int(fi.Size()) + bytes.MinRead) // one read, no regrowth
+	if _, err := buf.ReadFrom(f); err != nil {
 		return nil, fmt.Errorf("hashing: open memo: read %s: %w", path, err)
 	}
-	entries, ok := decodeMemo(data)
+	entries, ok := decodeMemo(buf.Bytes())
 	if !ok {
 		return m, nil // the file is rewritten by the next Save
 	}

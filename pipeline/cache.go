@@ -21,6 +21,14 @@ func LoadCached(path, cachePath, stamp string) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LoadCachedSource(path, data, cachePath, stamp)
+}
+
+// LoadCachedSource is LoadCached of the file's content already read, data.
+func LoadCachedSource(path string, data []byte, cachePath, stamp string) (*Pipeline, error) {
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(path, int64(len(data)))
+	}
 	h := sha256.New()
 	fmt.Fprintf(h, "rustypipe pipeline memo v2\x00%s\x00%s\x00", stamp, path)
 	h.Write(data)
@@ -29,6 +37,7 @@ func LoadCached(path, cachePath, stamp string) (*Pipeline, error) {
 		if body, ok := bytes.CutPrefix(raw, append([]byte(memoMagic), sum...)); ok {
 			if p, err := decodeMemoPipeline(body); err == nil {
 				p.reindex()
+				p.source = data
 				return p, nil
 			}
 		}

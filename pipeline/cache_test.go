@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -89,7 +90,7 @@ func TestMemoCodecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", p.File, err)
 		}
-		got.byName, got.keyPos = p.byName, p.keyPos
+		got.byName, got.keyPos, got.source = p.byName, p.keyPos, p.source
 		if !reflect.DeepEqual(got, p) {
 			t.Errorf("%s: round trip changed the pipeline:\n got %+v\nwant %+v", p.File, got, p)
 		}
@@ -107,7 +108,7 @@ func TestMemoCodecRoundTrip(t *testing.T) {
 // (and to TestMemoCodecRoundTrip), then to this list.
 func TestMemoCodecCoversEveryField(t *testing.T) {
 	known := map[reflect.Type]int{
-		reflect.TypeFor[Pipeline]():      13, // 11 encoded; byName is rebuilt, keyPos absent
+		reflect.TypeFor[Pipeline]():      14, // 11 encoded; byName is rebuilt, keyPos absent, source set by the loader
 		reflect.TypeFor[Task]():          18,
 		reflect.TypeFor[Retry]():         5,
 		reflect.TypeFor[Pos]():           3,
@@ -117,5 +118,34 @@ func TestMemoCodecCoversEveryField(t *testing.T) {
 		if typ.NumField() != n {
 			t.Errorf("%s has %d fields, the memo codec knows %d", typ, typ.NumField(), n)
 		}
+	}
+}
+
+// Source is the bytes that were parsed, whether from the memo or not.
+func TestLoadCachedSource(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	src := []byte("tasks:\n  - name: a\n    run: echo a\n")
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	memo := filepath.Join(dir, "memo")
+	for i, how := range []string{"parsed", "from the memo"} {
+		p, err := LoadCached(file, memo, "stamp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(p.Source(), src) {
+			t.Errorf("load %d (%s): Source() = %q, want %q", i, how, p.Source(), src)
+		}
+	}
+	// The bytes given win over the file's current content.
+	other := []byte("tasks:\n  - name: b\n    run: echo b\n")
+	p, err := LoadCachedSource(file, other, memo, "stamp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Task("b") == nil || p.Task("a") != nil || !bytes.Equal(p.Source(), other) {
+		t.Errorf("LoadCachedSource did not parse the bytes it was given: tasks %v", p.Tasks)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,24 +27,28 @@ func Load(path string) (*Pipeline, error) {
 	return Parse(path, data)
 }
 
-// readFile reads a pipeline file, refusing one over MaxFileSize.
+// readFile reads a pipeline file, refusing one over MaxFileSize. The
+// buffer is sized by the file's size, so that it is read in one go.
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: load: %w", err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > MaxFileSize {
-		return nil, tooLarge(path, fi.Size())
+	var buf bytes.Buffer
+	if fi, err := f.Stat(); err == nil {
+		if fi.Size() > MaxFileSize {
+			return nil, tooLarge(path, fi.Size())
+		}
+		buf.Grow(int(fi.Size()) + bytes.MinRead)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileSize+1)); err != nil {
 		return nil, fmt.Errorf("pipeline: load %s: %w", path, err)
 	}
-	if len(data) > MaxFileSize {
-		return nil, tooLarge(path, int64(len(data)))
+	if buf.Len() > MaxFileSize {
+		return nil, tooLarge(path, int64(buf.Len()))
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // tooLarge reports a file over MaxFileSize as a file-level DecodeError, so
@@ -71,6 +76,7 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 		if p := d.pipeline(root); p != nil {
 			d.validate(p)
 			if len(d.errs) == 0 {
+				p.source = data
 				return p, nil
 			}
 		}
@@ -113,7 +119,9 @@ func (d *decoder) errorPos(p Pos, task, key, format string, args ...any) {
 	d.errs = append(d.errs, &DecodeError{File: p.File, Line: p.Line, Col: p.Col, Task: task, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+// yamlLineRE is compiled on first use: most runs never see a YAML error,
+// and every run would pay for compiling it at start.
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // parseYAML parses the single document in data and returns its root node,
 // or nil after recording an error.
@@ -164,7 +172,7 @@ func (d *decoder) parseYAML(data []byte) *yaml.Node {
 func (d *decoder) yamlError(err error) {
 	msg := err.Error()
 	p := Pos{File: d.file}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	} else {

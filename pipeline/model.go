@@ -21,7 +21,13 @@ type Pipeline struct {
 
 	byName map[string]*Task         // index of Tasks, set by Parse
 	keyPos map[*Task]map[string]Pos // position of each key of each task, set by Parse
+	source []byte                   // the file's bytes, set by Load and LoadCached
 }
+
+// Source returns the pipeline file's bytes as they were read and parsed, so
+// that callers need not read the file again (and cannot see a later
+// version); nil for a pipeline not loaded from a file.
+func (p *Pipeline) Source() []byte { return p.source }
 
 // Task returns the task named name, or nil when there is none.
 func (p *Pipeline) Task(name string) *Task {

@@ -4,10 +4,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
-// psEvalRE finds commands earlier on a line that run a string as code.
-var psEvalRE = regexp.MustCompile(`(?i)(^|[^\w-])(iex|invoke-expression|\[scriptblock\]::create)([^\w-]|$)`)
+// psEvalRE finds commands earlier on a line that run a string as code. It
+// is compiled on first use, not at every start.
+var psEvalRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(^|[^\w-])(iex|invoke-expression|\[scriptblock\]::create)([^\w-]|$)`)
+})
 
 // PowerShell lexical states, as far as placing a variable needs them.
 const (
@@ -102,7 +106,7 @@ func (t *Template) placePwsh(vals []string) ([]string, error) {
 			return nil, t.placeError(i, "follows a backtick, which would escape the expansion")
 		}
 		lineStart := strings.LastIndexByte(s[:sp.start], '\n') + 1
-		if psEvalRE.MatchString(s[lineStart:sp.start]) {
+		if psEvalRE().MatchString(s[lineStart:sp.start]) {
 			return nil, t.placeError(i, "is on a line that runs Invoke-Expression, which runs the value as code; pass it to the command directly")
 		}
 		switch states[sp.start] {
