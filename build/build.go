@@ -202,7 +202,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	if cache.opts.on() {
 		cache.state = o.state
 	}
-	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: map[int]*taskOutput{}, cache: cache}
+	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: make([]*taskOutput, len(pl.Tasks)), cache: cache}
 	for id, t := range pl.Tasks {
 		b.records[id] = &TaskRecord{Name: t.Name, Description: t.Description, Backend: backendName(t), Status: StatusPending}
 		b.records[id].file = safeName(t.Name)
@@ -210,18 +210,18 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	if o.DryRun {
 		return b.dryRun(ctx)
 	}
-	src, _ := os.ReadFile(pl.Pipeline.File) // a copy for the run record, and the no-op record's digest
+	src := pl.Pipeline.Source() // a copy for the run record, and the no-op record's digest
+	if src == nil {
+		src, _ = os.ReadFile(pl.Pipeline.File)
+	}
+	var settled []bool // up to date by the no-op record: not visited
 	if o.NoopStamp != "" {
 		if o.Cache.reads() && len(o.Cache.Force) == 0 && o.Cache.DebugKeys == nil {
-			b.clean = o.Noop.cleanTasks(pl, o, src)
+			var order []int
+			b.clean, order = o.Noop.cleanTasks(pl, o, src)
+			settled = b.settleClean(order)
 			if o.Debug != nil && o.Noop != nil {
-				n := 0
-				for _, ct := range b.clean {
-					if ct != nil {
-						n++
-					}
-				}
-				o.Debug(fmt.Sprintf("no-op record: %d of %d tasks up to date by their unchanged files", n, len(pl.Tasks)))
+				o.Debug(fmt.Sprintf("no-op record: %d of %d tasks up to date by their unchanged files", countTrue(settled), len(pl.Tasks)))
 			}
 		}
 	}
@@ -233,10 +233,14 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	sum := &Summary{RunID: o.RunID, Dir: recs.dir, Started: o.Now(), Tasks: b.records}
 	o.Reporter.RunStarted(sum, len(pl.Tasks))
 
+	// Settled tasks are reported while the others run.
+	var reported sync.WaitGroup
+	reported.Go(func() { b.reportSettled(settled) })
 	stopOnFail := o.FailFast || pl.Pipeline.StopOnFail
 	outcomes := pl.Graph.Walk(ctx, dag.WalkOptions{
 		Workers:        o.Jobs,
 		FailFast:       stopOnFail,
+		Settled:        settled,
 		Weights:        weights(pl, o.state),
 		ContinueOnFail: func(id int) bool { return pl.Tasks[id].ContinueOnFail },
 		OnSkip: func(id, cause int) {
@@ -249,6 +253,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 			recs.writeTask(r)
 		},
 	}, b.visit)
+	reported.Wait()
 
 	var failed []*TaskError
 	for id, oc := range outcomes {
@@ -328,5 +333,5 @@ type builder struct {
 	clean   []*noopTask // per task id: up to date by the no-op record (noop.go)
 
 	outMu   sync.Mutex
-	outputs map[int]*taskOutput // finished tasks' outputs, for templates and keys
+	outputs []*taskOutput // per task id: finished tasks' outputs, for templates and keys
 }

@@ -130,7 +130,7 @@ func Explain(ctx context.Context, pl *Plan, o Options, task string) (*Explanatio
 		o.Reporter = NewConsole(ConsoleOptions{Out: io.Discard})
 	}
 	o.state = loadState(pl.Workspace)
-	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: map[int]*taskOutput{}}
+	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: make([]*taskOutput, len(pl.Tasks))}
 	for i, t := range pl.Tasks {
 		b.records[i] = &TaskRecord{Name: t.Name, file: safeName(t.Name)}
 	}

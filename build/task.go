@@ -56,11 +56,6 @@ func (b *builder) visit(ctx context.Context, id int) error {
 	o := b.opts
 	r.setStart(o.Now())
 
-	if ct := b.cleanTask(id); ct != nil {
-		if st := b.upToDateByRecord(id, ct); st != nil {
-			return b.finishDone(id, st)
-		}
-	}
 	script, refEnv, err := b.render(id)
 	if err != nil {
 		return b.finishEarly(r, StatusFailed, err)

@@ -43,12 +43,21 @@ original form "rustypipe run PIPELINE.yaml" also works.`,
 
 // loadPipeline reads and validates the pipeline file named by -f.
 func (a *app) loadPipeline(c *cobra.Command, args []string) (*pipeline.Pipeline, []string, error) {
+	return a.loadPipelineSource(c, args, nil)
+}
+
+// loadPipelineSource is loadPipeline of the file's content when src is not
+// nil (already read for the no-op record), else of the file.
+func (a *app) loadPipelineSource(c *cobra.Command, args []string, src []byte) (*pipeline.Pipeline, []string, error) {
 	file, args := a.pipelineFile(c, args)
 	var p *pipeline.Pipeline
 	var err error
-	if c.Name() == "validate" {
+	switch {
+	case c.Name() == "validate":
 		p, err = pipeline.Load(file)
-	} else {
+	case src != nil:
+		p, err = pipeline.LoadCachedSource(file, src, pipelineMemoPath(file), binaryStamp())
+	default:
 		p, err = pipeline.LoadCached(file, pipelineMemoPath(file), binaryStamp())
 	}
 	if err != nil {
@@ -122,7 +131,7 @@ func (a *app) runBuild(c *cobra.Command, args []string) error {
 	if done || err != nil {
 		return err
 	}
-	p, targets, err := a.loadPipeline(c, args)
+	p, targets, err := a.loadPipelineSource(c, args, partial.Source())
 	if err != nil {
 		return err
 	}
