@@ -12,7 +12,7 @@ RUNS=${2:-10}
 for tool in make ninja hyperfine; do
   command -v $tool >/dev/null || { echo "bench: installing $tool"; apt-get install -y -qq make ninja-build hyperfine >/dev/null; break; }
 done
-go build -o bench/rustypipe ./cmd/rustypipe
+CGO_ENABLED=0 go build -o bench/rustypipe ./cmd/rustypipe  # static, as the README installs it
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 go run ./bench/gen -n "$N" -dir "$W"
