@@ -114,19 +114,31 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 	rd := newBinReader(data[len(stateMagic):])
 	num, str := rd.num, rd.str
 	raw := func(n uint64) []byte { return rd.fixed(int(min(n, uint64(len(rd.d)+1)))) }
-	f = stateFile{Version: stateVersion, Tasks: map[string]*stateEntry{}, Durations: map[string]int64{}}
-	for n := num(); n > 0 && !rd.bad; n-- {
+	// Entries and their file lists are carved out of a few large slices,
+	// not allocated one by one.
+	n := rd.count()
+	f = stateFile{Version: stateVersion, Tasks: make(map[string]*stateEntry, n), Durations: map[string]int64{}}
+	ents := make([]stateEntry, n)
+	slab := make([]hashing.FileEntry, 0, n+8) // about a file per task
+	for i := range ents {
+		if rd.bad {
+			break
+		}
 		name := str()
-		e := &stateEntry{}
+		e := &ents[i]
 		copy(e.Key[:], raw(32))
 		copy(e.Manifest[:], raw(32))
 		nf := rd.count()
-		e.Files = make([]hashing.FileEntry, 0, nf)
+		if cap(slab)-len(slab) < nf {
+			slab = make([]hashing.FileEntry, 0, max(nf, n-i+8))
+		}
+		start := len(slab)
 		for ; nf > 0 && !rd.bad; nf-- {
 			fe := hashing.FileEntry{Path: str(), Mode: uint32(num())}
 			copy(fe.Digest[:], raw(32))
-			e.Files = append(e.Files, fe)
+			slab = append(slab, fe)
 		}
+		e.Files = slab[start:len(slab):len(slab)]
 		if flag := raw(1); len(flag) == 1 && flag[0] == 1 {
 			e.HasOut = true
 			e.Stdout = []byte(str())

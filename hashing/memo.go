@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // racyWindow is how close to "now" an mtime may be before the memo stops
@@ -348,6 +349,8 @@ func encodeMemo(entries map[string]*memoEntry, minUsed int64) []byte {
 
 // decodeMemo parses data written by encodeMemo. ok is false for anything
 // else; it never panics.
+//
+// The paths share data's memory: data must not change afterwards.
 func decodeMemo(data []byte) (entries map[string]*memoEntry, ok bool) {
 	if len(data) < len(memoMagic)+Size || !bytes.HasPrefix(data, []byte(memoMagic)) {
 		return nil, false
@@ -365,13 +368,15 @@ func decodeMemo(data []byte) (entries map[string]*memoEntry, ok bool) {
 		return nil, false
 	}
 	entries = make(map[string]*memoEntry, count)
-	for range count {
+	slab := make([]memoEntry, count) // one allocation, not one per entry
+	for i := range slab {
 		n := r.uvarint()
 		if n > memoMaxPath {
 			return nil, false
 		}
-		p := string(r.bytes(int(n)))
-		e := &memoEntry{}
+		pb := r.bytes(int(n))
+		p := unsafe.String(unsafe.SliceData(pb), len(pb)) // shares data (see above)
+		e := &slab[i]
 		e.st.size = r.varint()
 		e.st.mtimeNs = r.varint()
 		e.st.ctimeNs = r.varint()
