@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -200,9 +200,9 @@ type NoopOptions struct {
 // takes every task whose own files are unchanged, and whose upstream tasks
 // are all such tasks, as up to date without computing its key.
 type NoopPartial struct {
-	rec       *noopRecord
-	unchanged []bool // per entry of rec.files
-	src       []byte // the pipeline file, which matched the record
+	rec   *noopRecord
+	check *fileCheck // which entries of rec.files are unchanged
+	src   []byte     // the pipeline file, which matched the record
 }
 
 // Source returns the pipeline file's content as read for the record's
@@ -226,11 +226,11 @@ func TryNoop(o NoopOptions) (sum *Summary, ok bool, partial *NoopPartial, err er
 	if debug == nil {
 		debug = func(string) {}
 	}
-	rec, src, unchanged, why := checkNoop(o)
+	rec, src, files, why := checkNoop(o)
 	if why != "" {
 		debug("no-op record not used: " + why)
 		if rec != nil {
-			partial = &NoopPartial{rec: rec, unchanged: unchanged, src: src}
+			partial = &NoopPartial{rec: rec, check: files, src: src}
 		}
 		return nil, false, partial, nil
 	}
@@ -272,7 +272,7 @@ func TryNoop(o NoopOptions) (sum *Summary, ok bool, partial *NoopPartial, err er
 // checkNoop returns the record and the pipeline file's content when the
 // record shows that nothing changed, else why not. When only files
 // changed, it returns the record and which files are unchanged too.
-func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, unchanged []bool, why string) {
+func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, files *fileCheck, why string) {
 	data, err := os.ReadFile(noopPath(o.Workspace))
 	if err != nil {
 		return nil, nil, nil, "none (the last build ran or restored a task, or did not qualify)"
@@ -293,47 +293,91 @@ func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, unchanged []bool, wh
 			return nil, nil, nil, "environment variable " + e.name + " changed"
 		}
 	}
-	unchanged = fileResults(o.Workspace, rec.files)
-	if slices.Contains(unchanged, false) {
-		return rec, src, unchanged, "an input or output file changed"
+	files, same := checkFiles(o.Workspace, rec.files)
+	if !same {
+		return rec, src, files, "an input or output file changed"
 	}
-	return rec, src, unchanged, ""
+	return rec, src, files, ""
 }
 
-// fileResults stats every recorded file, on two goroutines, and reports
-// which are unchanged.
-func fileResults(workspace string, files []noopFileRec) []bool {
-	out := make([]bool, len(files))
+// fileCheck is the stat check of a record's files (checkFiles).
+type fileCheck struct {
+	out  []bool        // per file: unchanged; complete once done is closed
+	done chan struct{} // closed when every file was checked
+}
+
+// results waits for the check to finish and returns which files are
+// unchanged.
+func (c *fileCheck) results() []bool {
+	<-c.done
+	return c.out
+}
+
+// fileCheckChunk is how many files a checking goroutine takes at a time.
+const fileCheckChunk = 64
+
+// checkFiles stats every recorded file, on two goroutines, and reports
+// whether all are unchanged. When one has changed, it returns as soon as it
+// knows, and the rest of the check goes on in the background on one
+// goroutine: the caller then has a build to prepare (load the pipeline),
+// which the remaining stats overlap. results waits for them.
+func checkFiles(workspace string, files []noopFileRec) (c *fileCheck, allUnchanged bool) {
+	c = &fileCheck{out: make([]bool, len(files)), done: make(chan struct{})}
 	sr, err := hashing.OpenStatRoot(workspace)
 	if err != nil {
-		return out // all changed, as far as anyone can tell
+		close(c.done)
+		return c, false // all changed, as far as anyone can tell
 	}
-	defer sr.Close()
-	check := func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			f := files[i]
-			st, exists, err := sr.Lstat(f.path)
-			switch {
-			case err != nil:
-			case f.kind == noopAbsent:
-				out[i] = !exists
-			case f.kind == noopDir:
-				out[i] = exists && os.FileMode(st.Mode).IsDir()
-			default:
-				out[i] = exists && st == f.st
+	var (
+		next    atomic.Int64 // first file of the next chunk to take
+		changed atomic.Bool
+	)
+	check := func(stopOnChange bool) {
+		for !stopOnChange || !changed.Load() {
+			lo := int(next.Add(fileCheckChunk)) - fileCheckChunk
+			if lo >= len(files) {
+				return
+			}
+			for i := lo; i < min(lo+fileCheckChunk, len(files)); i++ {
+				f := files[i]
+				st, exists, err := sr.Lstat(f.path)
+				ok := false
+				switch {
+				case err != nil:
+				case f.kind == noopAbsent:
+					ok = !exists
+				case f.kind == noopDir:
+					ok = exists && os.FileMode(st.Mode).IsDir()
+				default:
+					ok = exists && st == f.st
+				}
+				c.out[i] = ok
+				if !ok {
+					changed.Store(true)
+				}
 			}
 		}
 	}
-	half := len(files) / 2
-	var wg sync.WaitGroup
-	wg.Add(1)
+	// The directory is closed by whichever goroutine finishes last.
+	var running atomic.Int32
+	running.Store(2)
+	finished := func() {
+		if running.Add(-1) == 0 {
+			sr.Close()
+		}
+	}
 	go func() {
-		defer wg.Done()
-		check(0, half)
+		defer close(c.done)
+		defer finished()
+		check(false)
 	}()
-	check(half, len(files))
-	wg.Wait()
-	return out
+	check(true)
+	finished()
+	if changed.Load() {
+		return c, false
+	}
+	<-c.done // the other goroutine's last chunk
+	return c, !changed.Load()
 }
 
 // cleanTasks applies a partial result to the plan: clean[id] is the
@@ -361,12 +405,13 @@ func (p *NoopPartial) cleanTasks(pl *Plan, o Options, src []byte) (clean []*noop
 		i, ok := byName[name]
 		return i, ok
 	}
+	unchanged := p.check.results()
 	clean = make([]*noopTask, len(pl.Tasks))
 	order = pl.Graph.Order(nil)
 	for _, id := range order {
 		t := pl.Tasks[id]
 		i, ok := recIndex(id, t.Name)
-		if !ok || slices.Contains(p.unchanged[p.rec.tasks[i].first:p.rec.tasks[i].first+p.rec.tasks[i].nfiles], false) {
+		if !ok || slices.Contains(unchanged[p.rec.tasks[i].first:p.rec.tasks[i].first+p.rec.tasks[i].nfiles], false) {
 			continue
 		}
 		deps := true

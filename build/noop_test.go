@@ -1,7 +1,11 @@
 package build
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/rustypipe/rustypipe/hashing"
@@ -35,6 +39,53 @@ func TestNoopRecordRoundTripAndDamage(t *testing.T) {
 		bad[i] ^= 0x20
 		if _, err := decodeNoop(bad); err == nil {
 			t.Fatalf("a record with byte %d changed decoded", i)
+		}
+	}
+}
+
+// checkFiles finds every changed file, whether or not it returned early,
+// and a full match only when nothing changed.
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	const n = 3*fileCheckChunk + 5
+	var files []noopFileRec
+	for i := range n {
+		rel := fmt.Sprintf("f%d", i)
+		if err := os.WriteFile(filepath.Join(dir, rel), []byte(rel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := hashing.Lstat(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, noopFileRec{path: rel, kind: noopFile, st: st})
+	}
+	files = append(files, noopFileRec{path: "absent", kind: noopAbsent}, noopFileRec{path: ".", kind: noopDir})
+
+	c, same := checkFiles(dir, files)
+	if got := c.results(); !same || slices.Contains(got, false) {
+		t.Fatalf("nothing changed: allUnchanged=%v, results %v", same, got)
+	}
+
+	// Changes early, in the middle and last: the first makes checkFiles
+	// return early; the others are found in the background.
+	changed := map[int]bool{1: true, fileCheckChunk + 3: true, n - 1: true}
+	for i := range changed {
+		if err := os.Remove(filepath.Join(dir, files[i].path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "absent"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed[n] = true
+	c, same = checkFiles(dir, files)
+	if same {
+		t.Fatal("changed files reported unchanged")
+	}
+	for i, ok := range c.results() {
+		if ok == changed[i] {
+			t.Errorf("file %d (%s): unchanged=%v, want %v", i, files[i].path, ok, !changed[i])
 		}
 	}
 }
