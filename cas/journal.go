@@ -67,15 +67,17 @@ type journalEntry struct {
 // journal is the parsed journal of one Store: where each action and blob
 // is found. Lines are checked when used, not at Open.
 type journal struct {
-	data    []byte
+	size    int // bytes read and appended
 	actions map[[32]byte]journalLine
 	blobs   map[[32]byte]journalLine
 }
 
-// journalLine locates one line in journal.data.
+// journalLine is one line of the journal. Lines refer to the buffer they
+// were read or appended in, so that appending never copies the journal.
 type journalLine struct {
-	off, end int // the line without its newline
-	blob     int // for blobs: the index in journalEntry.B
+	text []byte // the line without its newline
+	off  int    // its offset in the journal file, for messages
+	blob int    // for blobs: the index in journalEntry.B
 }
 
 // readJournal reads and indexes the journal; a missing one is empty.
@@ -89,7 +91,7 @@ func (s *Store) readJournal() error {
 }
 
 func parseJournal(data []byte) *journal {
-	j := &journal{data: data, actions: map[[32]byte]journalLine{}, blobs: map[[32]byte]journalLine{}}
+	j := &journal{size: len(data), actions: map[[32]byte]journalLine{}, blobs: map[[32]byte]journalLine{}}
 	for off := 0; off < len(data); {
 		end := bytes.IndexByte(data[off:], '\n')
 		if end < 0 {
@@ -97,15 +99,15 @@ func parseJournal(data []byte) *journal {
 		} else {
 			end += off
 		}
-		j.index(off, end)
+		j.index(data[off:end:end], off)
 		off = end + 1
 	}
 	return j
 }
 
-// index records the line data[off:end] by its header.
-func (j *journal) index(off, end int) {
-	f := bytes.SplitN(j.data[off:end], []byte(" "), 5)
+// index records line, found at offset off of the file, by its header.
+func (j *journal) index(line []byte, off int) {
+	f := bytes.SplitN(line, []byte(" "), 5)
 	if len(f) != 5 || string(f[0]) != "J1" {
 		return
 	}
@@ -113,7 +115,7 @@ func (j *journal) index(off, end int) {
 	if hex.DecodedLen(len(f[1])) != 32 || decodeHex(key[:], f[1]) != nil {
 		return
 	}
-	j.actions[key] = journalLine{off: off, end: end}
+	j.actions[key] = journalLine{text: line, off: off}
 	if string(f[2]) == "-" {
 		return
 	}
@@ -122,7 +124,7 @@ func (j *journal) index(off, end int) {
 		if hex.DecodedLen(len(h)) != 32 || decodeHex(d[:], h) != nil {
 			return
 		}
-		j.blobs[d] = journalLine{off: off, end: end, blob: i}
+		j.blobs[d] = journalLine{text: line, off: off, blob: i}
 	}
 }
 
@@ -133,11 +135,11 @@ func decodeHex(dst, src []byte) error {
 
 // entry checks and decodes the line at l.
 func (j *journal) entry(l journalLine) (*journalEntry, error) {
-	f := bytes.SplitN(j.data[l.off:l.end], []byte(" "), 5)
+	f := bytes.SplitN(l.text, []byte(" "), 5)
 	if len(f) != 5 {
 		return nil, corruptf("journal line at byte %d: cut short", l.off)
 	}
-	rest := j.data[l.off+len(f[0])+len(f[1])+len(f[2])+len(f[3])+3 : l.end]
+	rest := l.text[len(f[0])+len(f[1])+len(f[2])+len(f[3])+3:]
 	sum := blake3.Sum256(rest)
 	if hex.EncodeToString(sum[:8]) != string(f[3]) {
 		return nil, corruptf("journal line at byte %d: checksum mismatch", l.off)
@@ -274,7 +276,7 @@ func (s *Store) appendJournal(line []byte) error {
 // goes on serving reads.
 func (s *Store) mergeJournal(db *badger.DB) error {
 	j := s.jn
-	if j == nil || len(j.data) == 0 {
+	if j == nil || j.size == 0 {
 		return nil
 	}
 	if err := s.checkSpace(minFreeBytes); err != nil {
@@ -358,9 +360,9 @@ func (s *Store) putJournal(a, stored *ActionResult, rec []byte, refs []BlobRef, 
 	if s.jn == nil {
 		s.jn = parseJournal(nil)
 	}
-	off := len(s.jn.data) + 1 // after the leading newline
-	s.jn.data = append(s.jn.data, line...)
-	s.jn.index(off, len(s.jn.data)-1)
+	off := s.jn.size + 1 // after the leading newline
+	s.jn.size += len(line)
+	s.jn.index(line[1:len(line)-1:len(line)-1], off)
 	for d := range blobs {
 		delete(s.pending, d)
 	}
