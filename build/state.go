@@ -3,7 +3,9 @@ package build
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,6 +26,8 @@ type workspaceState struct {
 	durations map[string]int64
 	dirty     map[string]bool
 	loaded    os.FileInfo // the file as loaded; nil when there was none
+	records   int         // records in the file as loaded
+	intact    bool        // the file as loaded was read to its end
 }
 
 type stateEntry struct {
@@ -36,12 +40,15 @@ type stateEntry struct {
 
 // stateVersion changes when the file's meaning changes; another version is
 // ignored (everything is then checked against the store).
-const stateVersion = 1
+const stateVersion = 2
 
 type stateFile struct {
 	Version   int
 	Tasks     map[string]*stateEntry
 	Durations map[string]int64 // milliseconds of the last run of each task
+
+	records int  // records read, superseded ones included
+	intact  bool // every byte of the file was read
 }
 
 // StatePath is the workspace state file.
@@ -49,7 +56,7 @@ func StatePath(workspace string) string { return filepath.Join(workspace, ".rust
 
 func readStateFile(path string) (stateFile, bool) {
 	f, _, ok := readStateFileInfo(path)
-	return f, ok
+	return f, ok && f.intact
 }
 
 // readStateFileInfo also returns the stat of the file it read.
@@ -71,87 +78,168 @@ func readStateFileInfo(path string) (stateFile, os.FileInfo, bool) {
 	return f, fi, ok
 }
 
-// The state file is a small binary format, because a no-op build of a large
-// pipeline reads it first thing (gob or JSON took several milliseconds for
-// 1,000 tasks): the magic line, then uvarint-framed records. A file that
-// does not decode completely is ignored.
-const stateMagic = "rustypipe state 1\n"
+// The state file is a log, like ninja's: a build appends a record for each
+// task whose entry or duration it changed, and a reader applies them in
+// order, so that a build that ran one task of a thousand writes a few
+// hundred bytes instead of the whole file. The file is rewritten whole
+// (compacted) when most of its records are superseded, or when it is
+// damaged. It is binary, because a build of a large pipeline reads it
+// first thing (gob or JSON took several milliseconds for 1,000 tasks).
+//
+// After the magic line, each record is a uvarint length, the payload and
+// the payload's CRC-32C (little-endian). A payload is a kind byte and
+// uvarint-framed fields:
+//
+//	'E' name key manifest nfiles (path mode digest)* hasout [stdout]  an entry
+//	'F' name                                                         forget the entry
+//	'D' name milliseconds                                             a duration
+//
+// A record cut short or failing its checksum ends the log there: what
+// precedes it stands (a build killed while appending loses only its own
+// records), and the next save rewrites the file.
+const stateMagic = "rustypipe state 2\n"
 
-func encodeState(f *stateFile) []byte {
-	b := make([]byte, 0, 64+len(f.Tasks)*(100+2*hashing.Size)+len(f.Durations)*24)
-	b = append(b, stateMagic...)
-	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
-	b = binary.AppendUvarint(b, uint64(len(f.Tasks)))
-	for name, e := range f.Tasks {
-		str(name)
-		b = append(b, e.Key[:]...)
-		b = append(b, e.Manifest[:]...)
-		b = binary.AppendUvarint(b, uint64(len(e.Files)))
-		for _, fe := range e.Files {
-			str(fe.Path)
-			b = binary.AppendUvarint(b, uint64(fe.Mode))
-			b = append(b, fe.Digest[:]...)
-		}
-		if e.HasOut {
-			b = append(b, 1)
-			str(string(e.Stdout))
-		} else {
-			b = append(b, 0)
-		}
+const (
+	stateEntryRec    = 'E'
+	stateForgetRec   = 'F'
+	stateDurationRec = 'D'
+)
+
+var stateCRC = crc32.MakeTable(crc32.Castagnoli)
+
+// appendStateRecord frames payload, which starts at b[start:], as a record:
+// it is moved behind its length, and its checksum follows.
+func appendStateRecord(b []byte, payload []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	b = append(b, payload...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(payload, stateCRC))
+}
+
+func appendEntryPayload(p []byte, name string, e *stateEntry) []byte {
+	str := func(s string) { p = binary.AppendUvarint(p, uint64(len(s))); p = append(p, s...) }
+	p = append(p, stateEntryRec)
+	str(name)
+	p = append(p, e.Key[:]...)
+	p = append(p, e.Manifest[:]...)
+	p = binary.AppendUvarint(p, uint64(len(e.Files)))
+	for _, fe := range e.Files {
+		str(fe.Path)
+		p = binary.AppendUvarint(p, uint64(fe.Mode))
+		p = append(p, fe.Digest[:]...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(f.Durations)))
+	if e.HasOut {
+		p = append(p, 1)
+		str(string(e.Stdout))
+	} else {
+		p = append(p, 0)
+	}
+	return p
+}
+
+func appendForgetPayload(p []byte, name string) []byte {
+	p = append(p, stateForgetRec)
+	p = binary.AppendUvarint(p, uint64(len(name)))
+	return append(p, name...)
+}
+
+func appendDurationPayload(p []byte, name string, ms int64) []byte {
+	p = append(p, stateDurationRec)
+	p = binary.AppendUvarint(p, uint64(len(name)))
+	p = append(p, name...)
+	return binary.AppendUvarint(p, uint64(ms))
+}
+
+// encodeState writes f whole: the magic line and one record per entry and
+// duration.
+func encodeState(f *stateFile) []byte {
+	b := make([]byte, 0, 64+len(f.Tasks)*(120+2*hashing.Size)+len(f.Durations)*32)
+	b = append(b, stateMagic...)
+	var p []byte
+	for name, e := range f.Tasks {
+		p = appendEntryPayload(p[:0], name, e)
+		b = appendStateRecord(b, p)
+	}
 	for name, ms := range f.Durations {
-		str(name)
-		b = binary.AppendUvarint(b, uint64(ms))
+		p = appendDurationPayload(p[:0], name, ms)
+		b = appendStateRecord(b, p)
 	}
 	return b
 }
 
+// decodeState reads a state file. ok is false when it is not one (another
+// format or version); a damaged or cut record ends the log, and f.intact
+// tells whether the whole file was read.
 func decodeState(data []byte) (f stateFile, ok bool) {
 	if !bytes.HasPrefix(data, []byte(stateMagic)) {
 		return stateFile{}, false
 	}
-	rd := newBinReader(data[len(stateMagic):])
-	num, str := rd.num, rd.str
-	raw := func(n uint64) []byte { return rd.fixed(int(min(n, uint64(len(rd.d)+1)))) }
+	data = data[len(stateMagic):]
 	// Entries and their file lists are carved out of a few large slices,
-	// not allocated one by one.
-	n := rd.count()
+	// not allocated one by one; a record takes 100 bytes or more.
+	n := len(data)/100 + 1
 	f = stateFile{Version: stateVersion, Tasks: make(map[string]*stateEntry, n), Durations: map[string]int64{}}
-	ents := make([]stateEntry, n)
+	ents := make([]stateEntry, 0, n)
 	slab := make([]hashing.FileEntry, 0, n+8) // about a file per task
-	for i := range ents {
-		if rd.bad {
-			break
+	all := newBinReader(data)
+	for len(all.d) > 0 {
+		size := all.num()
+		if all.bad || size > uint64(len(all.d)) || len(all.d)-int(size) < 4 {
+			return f, true // cut short
 		}
-		name := str()
-		e := &ents[i]
-		copy(e.Key[:], raw(32))
-		copy(e.Manifest[:], raw(32))
-		nf := rd.count()
-		if cap(slab)-len(slab) < nf {
-			slab = make([]hashing.FileEntry, 0, max(nf, n-i+8))
+		off := all.n0 - len(all.d)
+		payload := all.d[:size]
+		sum := binary.LittleEndian.Uint32(all.d[size:])
+		if crc32.Checksum(payload, stateCRC) != sum {
+			return f, true // damaged
 		}
-		start := len(slab)
-		for ; nf > 0 && !rd.bad; nf-- {
-			fe := hashing.FileEntry{Path: str(), Mode: uint32(num())}
-			copy(fe.Digest[:], raw(32))
-			slab = append(slab, fe)
+		all.d = all.d[size+4:]
+		f.records++
+		// The payload is read through a reader over the same memory, so
+		// that its strings share it too.
+		rd := &binReader{d: payload, s: all.s[off : off+int(size)], n0: int(size)}
+		kind := rd.fixed(1)[0]
+		name := rd.str()
+		switch kind {
+		case stateEntryRec:
+			if len(ents) == cap(ents) {
+				ents = make([]stateEntry, 0, n)
+			}
+			ents = append(ents, stateEntry{})
+			e := &ents[len(ents)-1]
+			copy(e.Key[:], rd.fixed(32))
+			copy(e.Manifest[:], rd.fixed(32))
+			nf := rd.count()
+			if cap(slab)-len(slab) < nf {
+				slab = make([]hashing.FileEntry, 0, max(nf, n))
+			}
+			start := len(slab)
+			for ; nf > 0 && !rd.bad; nf-- {
+				fe := hashing.FileEntry{Path: rd.str(), Mode: uint32(rd.num())}
+				copy(fe.Digest[:], rd.fixed(32))
+				slab = append(slab, fe)
+			}
+			e.Files = slab[start:len(slab):len(slab)]
+			if flag := rd.fixed(1); flag[0] == 1 {
+				e.HasOut = true
+				e.Stdout = []byte(rd.str())
+			}
+			if rd.done() {
+				f.Tasks[name] = e
+			}
+		case stateForgetRec:
+			if rd.done() {
+				delete(f.Tasks, name)
+			}
+		case stateDurationRec:
+			if ms := rd.num(); rd.done() {
+				f.Durations[name] = int64(ms)
+			}
 		}
-		e.Files = slab[start:len(slab):len(slab)]
-		if flag := raw(1); len(flag) == 1 && flag[0] == 1 {
-			e.HasOut = true
-			e.Stdout = []byte(str())
+		if !rd.done() {
+			return f, true // a record this version cannot read
 		}
-		f.Tasks[name] = e
 	}
-	for n := num(); n > 0 && !rd.bad; n-- {
-		name := str()
-		f.Durations[name] = int64(num())
-	}
-	if !rd.done() {
-		return stateFile{}, false
-	}
+	f.intact = true
 	return f, true
 }
 
@@ -186,7 +274,7 @@ func (l *StateLoad) get(workspace string) *workspaceState {
 func loadState(workspace string) *workspaceState {
 	s := &workspaceState{path: StatePath(workspace), entries: map[string]*stateEntry{}, durations: map[string]int64{}, dirty: map[string]bool{}}
 	if f, fi, ok := readStateFileInfo(s.path); ok {
-		s.loaded = fi
+		s.loaded, s.records, s.intact = fi, f.records, f.intact
 		if f.Tasks != nil {
 			s.entries = f.Tasks
 		}
@@ -251,8 +339,12 @@ func (s *workspaceState) unchangedSinceLoad() bool {
 	return err == nil && os.SameFile(fi, s.loaded) && fi.Size() == s.loaded.Size() && fi.ModTime().Equal(s.loaded.ModTime())
 }
 
-// save merges this build's changes into the file as it is now (another
-// build may have written it meanwhile) and replaces it atomically.
+// save records this build's changes. Usually it appends them to the file,
+// whatever other builds wrote meanwhile: records apply in order, so the
+// file with them appended is the file as it is now with this build's
+// changes. It rewrites the file whole (atomically, merging it as it is
+// now) when there is none yet, when it was damaged, or when superseded
+// records would make up most of it.
 func (s *workspaceState) save() error {
 	if s == nil {
 		return nil
@@ -262,13 +354,17 @@ func (s *workspaceState) save() error {
 	if len(s.dirty) == 0 {
 		return nil
 	}
+	if s.loaded != nil && s.intact && s.records+len(s.dirty) <= 2*len(s.entries)+64 && s.appendDirty() == nil {
+		s.dirty = map[string]bool{}
+		return nil
+	}
 	var f stateFile
-	if s.unchangedSinceLoad() {
+	if s.unchangedSinceLoad() && s.intact {
 		// Nobody wrote the file since this build read it: what this build
 		// holds is the file with its changes applied.
 		f = stateFile{Tasks: s.entries, Durations: s.durations}
 	} else {
-		f, _ = readStateFile(s.path)
+		f, _, _ = readStateFileInfo(s.path) // what a damaged file still holds, too
 	}
 	if f.Tasks == nil {
 		f.Tasks = map[string]*stateEntry{}
@@ -300,4 +396,33 @@ func (s *workspaceState) save() error {
 	}
 	s.dirty = map[string]bool{}
 	return nil
+}
+
+// appendDirty appends a record for every change to the file, in one write
+// (so that records of builds appending at once do not interleave). It
+// fails, and save rewrites the file, when the file is gone or is not one
+// this build can append to.
+func (s *workspaceState) appendDirty() error {
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	magic := make([]byte, len(stateMagic))
+	if _, err := f.ReadAt(magic, 0); err != nil || string(magic) != stateMagic {
+		return errors.New("not a state file of this version")
+	}
+	var b, p []byte
+	for key := range s.dirty {
+		if task, ok := strings.CutPrefix(key, "\x00d"); ok {
+			p = appendDurationPayload(p[:0], task, s.durations[task])
+		} else if e, ok := s.entries[key]; ok {
+			p = appendEntryPayload(p[:0], key, e)
+		} else {
+			p = appendForgetPayload(p[:0], key)
+		}
+		b = appendStateRecord(b, p)
+	}
+	_, err = f.Write(b)
+	return err
 }
