@@ -530,7 +530,7 @@ func (c *cacheLayer) finish() error {
 	}
 	var errs []error
 	if c.memoReady != nil {
-		if err := c.memo().Save(); err != nil {
+		if err := c.memo().SaveIfWorthwhile(); err != nil {
 			errs = append(errs, fmt.Errorf("stat memo: %w", err))
 		}
 	}

@@ -29,6 +29,15 @@ const racyWindow = 2 * time.Second
 // memo, so that deleted and renamed files do not accumulate forever.
 const memoMaxIdle = 30 * 24 * time.Hour
 
+// memoSmallFile and memoDeferMax bound the changes SaveIfWorthwhile may
+// leave unsaved:
+// hashing eight files of 4 KiB again costs well under what rewriting a
+// memo of thousands of entries does.
+const (
+	memoSmallFile = 4 << 10
+	memoDeferMax  = 8
+)
+
 // memoUseTick is the resolution of an entry's last-use time: a hit refreshes
 // it (and makes the memo worth saving) at most once a day.
 const memoUseTick = 24 * time.Hour
@@ -96,7 +105,9 @@ type Memo struct {
 
 	mu      sync.Mutex
 	entries map[string]*memoEntry // by filepath.Join(root, rel)
-	dirty   bool
+	dirty   bool                  // the file differs from entries
+	minor   int                   // changes since the last save, all minor (see Save)
+	major   bool                  // a change since the last save that Save must write
 
 	now     func() time.Time  // wall clock; replaced in tests
 	hashed  atomic.Int64      // files read and hashed (symlinks excluded)
@@ -186,7 +197,7 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error)
 	if e, ok := m.entries[full]; ok && e.trusted && e.st == st {
 		if tick := now.Unix(); tick-e.usedAt >= int64(memoUseTick/time.Second) {
 			e.usedAt = tick
-			m.dirty = true
+			m.dirty, m.major = true, true
 		}
 		m.mu.Unlock()
 		return FileEntry{Path: clean, Mode: uint32(fi.Mode().Perm()), Digest: e.digest}, nil
@@ -204,9 +215,16 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error)
 	if trust {
 		m.entries[full] = &memoEntry{st: pre, digest: d, usedAt: now.Unix(), trusted: true}
 		m.dirty = true
+		if pre.size > memoSmallFile {
+			m.major = true
+		} else {
+			m.minor++
+		}
 	} else if _, ok := m.entries[full]; ok {
+		// The saved entry no longer matches the file, and so is never used.
 		delete(m.entries, full)
 		m.dirty = true
+		m.minor++
 	}
 	m.mu.Unlock()
 	return FileEntry{Path: clean, Mode: pre.mode & uint32(fs.ModePerm), Digest: d}, nil
@@ -260,6 +278,22 @@ func (m *Memo) hashFile(full string) (d Digest, pre fileStat, stable bool, err e
 	return dg.Sum(), pre, statOf(fi) == pre && dg.Size() == pre.size, nil
 }
 
+// SaveIfWorthwhile is Save, except that it leaves the file as it is when
+// the only changes since the last save are a few minor ones (at most
+// memoDeferMax digests of files of at most memoSmallFile bytes, or dropped
+// entries that no longer match their file): rewriting the whole memo costs
+// more than hashing those few small files again next time. A build that
+// re-runs one small task of a thousand then writes no memo.
+func (m *Memo) SaveIfWorthwhile() error {
+	m.mu.Lock()
+	minor := !m.major && m.minor <= memoDeferMax
+	m.mu.Unlock()
+	if minor {
+		return nil
+	}
+	return m.Save()
+}
+
 // Save writes the memo to its path atomically (temporary file in the same
 // directory, then rename), creating the directory if needed. Entries no
 // lookup used for 30 days are dropped. It does nothing when nothing changed
@@ -277,12 +311,12 @@ func (m *Memo) Save() error {
 		return nil
 	}
 	data := encodeMemo(m.entries, m.now().Add(-memoMaxIdle).Unix())
-	m.dirty = false
+	m.dirty, m.major, m.minor = false, false, 0
 	m.mu.Unlock()
 
 	if err := writeAtomic(m.path, data); err != nil {
 		m.mu.Lock()
-		m.dirty = true
+		m.dirty, m.major = true, true
 		m.mu.Unlock()
 		return fmt.Errorf("hashing: save memo: %w", err)
 	}

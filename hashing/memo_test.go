@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -466,5 +467,57 @@ func TestMemoConcurrent(t *testing.T) {
 	}
 	if m2 := openTestMemo(t, memoPath); len(m2.entries) != files {
 		t.Errorf("saved memo has %d entries, want %d", len(m2.entries), files)
+	}
+}
+
+// SaveIfWorthwhile leaves the file alone for a few digests of small files
+// (and dropped entries), and saves for more of them or for a large file.
+func TestMemoSaveIfWorthwhile(t *testing.T) {
+	root := t.TempDir()
+	memoPath := filepath.Join(root, ".rustypipe", "statmemo")
+	m := openTestMemo(t, memoPath)
+	for i := range memoDeferMax {
+		rel := fmt.Sprintf("small%d", i)
+		writeFile(t, root, rel, rel, 0o644, past)
+		mustDigest(t, m, root, rel)
+	}
+	if err := m.SaveIfWorthwhile(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(memoPath); !os.IsNotExist(err) {
+		t.Fatalf("a few small digests were saved (stat: %v)", err)
+	}
+	// One more small file passes the bound.
+	writeFile(t, root, "small-last", "x", 0o644, past)
+	mustDigest(t, m, root, "small-last")
+	if err := m.SaveIfWorthwhile(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(openTestMemo(t, memoPath).entries); got != memoDeferMax+1 {
+		t.Fatalf("after passing the bound: %d entries saved, want %d", got, memoDeferMax+1)
+	}
+	// A single large file is worth a save.
+	writeFile(t, root, "large", strings.Repeat("x", memoSmallFile+1), 0o644, past)
+	mustDigest(t, m, root, "large")
+	if err := m.SaveIfWorthwhile(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(openTestMemo(t, memoPath).entries); got != memoDeferMax+2 {
+		t.Fatalf("after a large file: %d entries saved, want %d", got, memoDeferMax+2)
+	}
+	// What was deferred is saved by Save.
+	writeFile(t, root, "small-deferred", "y", 0o644, past)
+	mustDigest(t, m, root, "small-deferred")
+	if err := m.SaveIfWorthwhile(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(openTestMemo(t, memoPath).entries); got != memoDeferMax+2 {
+		t.Fatalf("a deferred small digest was saved: %d entries", got)
+	}
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(openTestMemo(t, memoPath).entries); got != memoDeferMax+3 {
+		t.Fatalf("Save after a deferral: %d entries saved, want %d", got, memoDeferMax+3)
 	}
 }
