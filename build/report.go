@@ -48,6 +48,7 @@ type console struct {
 	running map[string]time.Time
 	counts  map[Status]int
 	drawn   bool
+	buf     []byte // line3's line
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -150,6 +151,16 @@ func (c *console) redrawLocked() {
 	c.drawn = true
 }
 
+// line3 prints a+b+c as a line, without fmt: a cached build prints such a
+// line for each of its tasks.
+func (c *console) line3(a, b, d string) {
+	c.mu.Lock()
+	c.buf = append(append(append(append(c.buf[:0], a...), b...), d...), '\n')
+	c.printLocked(c.buf)
+	c.redrawLocked()
+	c.mu.Unlock()
+}
+
 func (c *console) line(format string, args ...any) {
 	c.mu.Lock()
 	c.printLocked([]byte(fmt.Sprintf(format, args...) + "\n"))
@@ -196,9 +207,9 @@ func (c *console) TaskFinished(r *TaskRecord) {
 	case StatusSucceeded:
 		c.line("ok   %s (%s)", s.Name, d)
 	case StatusCached:
-		c.line("ok   %s (cached)", s.Name)
+		c.line3("ok   ", s.Name, " (cached)")
 	case StatusUpToDate:
-		c.line("ok   %s (up to date)", s.Name)
+		c.line3("ok   ", s.Name, " (up to date)")
 	case StatusCancelled:
 		c.line("STOP %s (%s)", s.Name, s.Reason)
 	default:
