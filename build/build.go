@@ -214,16 +214,9 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	if src == nil {
 		src, _ = os.ReadFile(pl.Pipeline.File)
 	}
-	var settled []bool // up to date by the no-op record: not visited
-	if o.NoopStamp != "" {
-		if o.Cache.reads() && len(o.Cache.Force) == 0 && o.Cache.DebugKeys == nil {
-			var order []int
-			b.clean, order = o.Noop.cleanTasks(pl, o, src)
-			settled = b.settleClean(order)
-			if o.Debug != nil && o.Noop != nil {
-				o.Debug(fmt.Sprintf("no-op record: %d of %d tasks up to date by their unchanged files", countTrue(settled), len(pl.Tasks)))
-			}
-		}
+	if o.NoopStamp != "" && o.Cache.reads() && len(o.Cache.Force) == 0 && o.Cache.DebugKeys == nil && o.Noop.usable(pl, o, src) {
+		b.partial = o.Noop
+		b.clean = make([]*noopTask, len(pl.Tasks))
 	}
 	recs, err := makeRunDir(pl.Workspace, src, o.RunID)
 	if err != nil {
@@ -233,15 +226,11 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	sum := &Summary{RunID: o.RunID, Dir: recs.dir, Started: o.Now(), Tasks: b.records}
 	o.Reporter.RunStarted(sum, len(pl.Tasks))
 
-	// Settled tasks are reported while the others run.
-	var reported sync.WaitGroup
-	reported.Go(func() { b.reportSettled(settled) })
 	stopOnFail := o.FailFast || pl.Pipeline.StopOnFail
 	outcomes := pl.Graph.Walk(ctx, dag.WalkOptions{
 		Workers:        o.Jobs,
 		FailFast:       stopOnFail,
-		Settled:        settled,
-		Weights:        weights(pl, o.state),
+		Weights:        b.weights(),
 		ContinueOnFail: func(id int) bool { return pl.Tasks[id].ContinueOnFail },
 		OnSkip: func(id, cause int) {
 			r := b.records[id]
@@ -253,7 +242,15 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 			recs.writeTask(r)
 		},
 	}, b.visit)
-	reported.Wait()
+	if o.Debug != nil && b.partial != nil {
+		n := 0
+		for _, ct := range b.clean {
+			if ct != nil {
+				n++
+			}
+		}
+		o.Debug(fmt.Sprintf("no-op record: %d of %d tasks up to date by their unchanged files", n, len(pl.Tasks)))
+	}
 
 	var failed []*TaskError
 	for id, oc := range outcomes {
@@ -330,7 +327,8 @@ type builder struct {
 	dir     *runDir
 	records []*TaskRecord
 	cache   *cacheLayer
-	clean   []*noopTask // per task id: up to date by the no-op record (noop.go)
+	partial *NoopPartial // the no-op record's partial result, when it applies (noop.go)
+	clean   []*noopTask  // per task id: up to date by the no-op record
 
 	outMu   sync.Mutex
 	outputs []*taskOutput // per task id: finished tasks' outputs, for templates and keys

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -203,6 +205,9 @@ type NoopPartial struct {
 	rec   *noopRecord
 	check *fileCheck // which entries of rec.files are unchanged
 	src   []byte     // the pipeline file, which matched the record
+
+	byNameOnce sync.Once
+	byName     map[string]int // index of rec.tasks, built if task needs it
 }
 
 // Source returns the pipeline file's content as read for the record's
@@ -304,6 +309,16 @@ func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, files *fileCheck, wh
 type fileCheck struct {
 	out  []bool        // per file: unchanged; complete once done is closed
 	done chan struct{} // closed when every file was checked
+
+	mu      sync.Mutex
+	changed []int // files found changed so far
+}
+
+// changedSoFar returns the files found changed so far, without waiting.
+func (c *fileCheck) changedSoFar() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.changed)
 }
 
 // results waits for the check to finish and returns which files are
@@ -353,6 +368,9 @@ func checkFiles(workspace string, files []noopFileRec) (c *fileCheck, allUnchang
 				}
 				c.out[i] = ok
 				if !ok {
+					c.mu.Lock()
+					c.changed = append(c.changed, i)
+					c.mu.Unlock()
 					changed.Store(true)
 				}
 			}
@@ -380,52 +398,53 @@ func checkFiles(workspace string, files []noopFileRec) (c *fileCheck, allUnchang
 	return c, !changed.Load()
 }
 
-// cleanTasks applies a partial result to the plan: clean[id] is the
-// record's task entry for every task whose files are unchanged, whose
-// upstream tasks are all clean, and whose workspace state still holds the
-// recorded key; nil for the others. src is the pipeline file as this build
-// read it.
-func (p *NoopPartial) cleanTasks(pl *Plan, o Options, src []byte) (clean []*noopTask, order []int) {
-	if p == nil || p.rec.mismatch(o.NoopStamp, pl.Pipeline.File, o.Targets) != "" || hashing.DigestBytes(src) != p.rec.pipeline {
-		return nil, nil
+// usable reports whether p describes this build: the same binary,
+// pipeline file (as this build read it, src) and targets.
+func (p *NoopPartial) usable(pl *Plan, o Options, src []byte) bool {
+	return p != nil && p.rec.mismatch(o.NoopStamp, pl.Pipeline.File, o.Targets) == "" && hashing.DigestBytes(src) == p.rec.pipeline
+}
+
+// task returns the record's entry for the plan's task id. The record lists
+// the tasks in the plan's order (the targets match, as usable checked); a
+// map by name is the fallback.
+func (p *NoopPartial) task(id int, name string) *noopTask {
+	if id < len(p.rec.tasks) && p.rec.tasks[id].name == name {
+		return &p.rec.tasks[id]
 	}
-	// The record lists the tasks in the plan's order unless the targets
-	// differ, which mismatch rules out; a map is built only if it does not.
-	var byName map[string]int
-	recIndex := func(id int, name string) (int, bool) {
-		if id < len(p.rec.tasks) && p.rec.tasks[id].name == name {
-			return id, true
+	p.byNameOnce.Do(func() {
+		p.byName = make(map[string]int, len(p.rec.tasks))
+		for i, t := range p.rec.tasks {
+			p.byName[t.name] = i
 		}
-		if byName == nil {
-			byName = make(map[string]int, len(p.rec.tasks))
-			for i, t := range p.rec.tasks {
-				byName[t.name] = i
-			}
-		}
-		i, ok := byName[name]
-		return i, ok
+	})
+	if i, ok := p.byName[name]; ok {
+		return &p.rec.tasks[i]
 	}
-	unchanged := p.check.results()
-	clean = make([]*noopTask, len(pl.Tasks))
-	order = pl.Graph.Order(nil)
-	for _, id := range order {
-		t := pl.Tasks[id]
-		i, ok := recIndex(id, t.Name)
-		if !ok || slices.Contains(unchanged[p.rec.tasks[i].first:p.rec.tasks[i].first+p.rec.tasks[i].nfiles], false) {
+	return nil
+}
+
+// unchangedTask reports whether every recorded file of t is unchanged,
+// waiting for the stat check to finish.
+func (p *NoopPartial) unchangedTask(t *noopTask) bool {
+	return !slices.Contains(p.check.results()[t.first:t.first+t.nfiles], false)
+}
+
+// changedTasks returns the plan's task ids that own a file the stat check
+// has found changed so far, without waiting for it to finish.
+func (p *NoopPartial) changedTasks(pl *Plan) []int {
+	var ids []int
+	for _, f := range p.check.changedSoFar() {
+		// Tasks list their files in order: the owner is the last task
+		// whose files start at or before f.
+		i := sort.Search(len(p.rec.tasks), func(i int) bool { return p.rec.tasks[i].first > f }) - 1
+		if i < 0 || f >= p.rec.tasks[i].first+p.rec.tasks[i].nfiles {
 			continue
 		}
-		deps := true
-		for _, dn := range t.DependsOn {
-			if did, ok := pl.Graph.ID(dn); !ok || clean[did] == nil {
-				deps = false
-				break
-			}
-		}
-		if e := o.state.get(t.Name); deps && e != nil && e.HasOut && e.Key == p.rec.tasks[i].key {
-			clean[id] = &p.rec.tasks[i]
+		if id, ok := pl.Graph.ID(p.rec.tasks[i].name); ok {
+			ids = append(ids, id)
 		}
 	}
-	return clean, order
+	return ids
 }
 
 // files returns a clean task's recorded files.
@@ -593,81 +612,41 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 	return true
 }
 
-// settleClean settles, before the walk, every clean task (cleanTasks) that
-// upToDateByRecord confirms, in order (a topological order): its output is
-// set for its dependents, and settled[id] is true. The walk does not visit
-// settled tasks; reportSettled reports them. Doing this in one loop, rather
-// than from the walk's workers, saves their locking and hand-offs: a
-// one-task change in a thousand-task pipeline settles 999.
-func (b *builder) settleClean(order []int) []bool {
-	if b.clean == nil {
+// upToDateByRecord returns task id's lookup result as up to date, without
+// a key, when the partial no-op record shows it unchanged: its recorded
+// files are unchanged, its upstream tasks were all up to date this way, and
+// the workspace state still holds the recorded key. Otherwise it returns
+// nil, and the task takes the normal path. Upstream tasks finish before
+// their dependents start, so their entries in b.clean are final here.
+func (b *builder) upToDateByRecord(id int) *lookupResult {
+	p := b.partial
+	if p == nil {
 		return nil
 	}
-	settled := make([]bool, len(b.plan.Tasks))
-	for _, id := range order {
-		if ct := b.clean[id]; ct != nil {
-			if st := b.upToDateByRecord(id, ct); st != nil {
-				b.setOutput(id, st.output)
-				settled[id] = true
-			}
-		}
-	}
-	return settled
-}
-
-// reportSettled finishes the records of the settled tasks and reports them.
-func (b *builder) reportSettled(settled []bool) {
-	if settled == nil {
-		return
-	}
-	now := b.opts.Now()
-	for id, ok := range settled {
-		if ok {
-			r := b.records[id]
-			r.setStart(now)
-			r.finish(now, StatusUpToDate, 0, "")
-			b.opts.Reporter.TaskFinished(r)
-		}
-	}
-}
-
-func countTrue(bs []bool) int {
-	n := 0
-	for _, b := range bs {
-		if b {
-			n++
-		}
-	}
-	return n
-}
-
-// upToDateByRecord returns task id's lookup result as up to date from the
-// workspace state, its files and upstream tasks unchanged since the no-op
-// record (see cleanTasks). It returns nil, leaving the task to the normal
-// path, when the state no longer holds the recorded key or an upstream task
-// did not settle. Upstream tasks come first in settleClean's order, so
-// their entries in b.clean are final here.
-func (b *builder) upToDateByRecord(id int, ct *noopTask) *lookupResult {
 	t := b.plan.Tasks[id]
-	r := b.records[id]
-	e := b.cache.state.get(t.Name)
-	ok := e != nil && e.HasOut && e.Key == ct.key
-	for _, dn := range t.DependsOn {
-		if did, found := b.plan.Graph.ID(dn); !found || b.cleanTask(did) == nil {
-			ok = false
-		}
-	}
-	if !ok {
-		b.clean[id] = nil
+	ct := p.task(id, t.Name)
+	if ct == nil {
 		return nil
 	}
+	for _, dn := range t.DependsOn {
+		if did, found := b.plan.Graph.ID(dn); !found || b.clean[did] == nil {
+			return nil
+		}
+	}
+	e := b.cache.state.get(t.Name)
+	if e == nil || !e.HasOut || e.Key != ct.key || !p.unchangedTask(ct) {
+		return nil
+	}
+	b.clean[id] = ct
+	r := b.records[id]
 	r.mu.Lock()
 	r.Key, r.Cache = ct.key.String(), "up-to-date"
 	r.mu.Unlock()
 	return upToDateResult(e)
 }
 
-// cleanTask is b.clean[id], nil when there is no partial record.
+// cleanTask is the record's entry for task id when the record showed it up
+// to date (upToDateByRecord), else nil.
 func (b *builder) cleanTask(id int) *noopTask {
 	if b.clean == nil {
 		return nil

@@ -374,6 +374,27 @@ func weights(pl *Plan, st *workspaceState) []int64 {
 	return w
 }
 
+// weights is the scheduling weight of each task: its last duration, except
+// with a partial no-op record, where tasks the record may show up to date
+// weigh nothing and tasks whose files were seen changed keep theirs. So
+// the changed tasks start first, while the other worker settles the rest.
+func (b *builder) weights() []int64 {
+	w := weights(b.plan, b.opts.state)
+	if b.partial == nil {
+		return w
+	}
+	changed := make([]bool, len(w))
+	for _, id := range b.partial.changedTasks(b.plan) {
+		changed[id] = true
+	}
+	for id, t := range b.plan.Tasks {
+		if !changed[id] && b.partial.task(id, t.Name) != nil {
+			w[id] = 0
+		}
+	}
+	return w
+}
+
 // keepRuns is how many run record directories a workspace keeps, counting
 // the new one; older ones are removed when a build starts.
 const keepRuns = 30

@@ -55,7 +55,9 @@ func (b *builder) visit(ctx context.Context, id int) error {
 	r := b.records[id]
 	o := b.opts
 	r.setStart(o.Now())
-
+	if st := b.upToDateByRecord(id); st != nil {
+		return b.finishDone(id, st)
+	}
 	script, refEnv, err := b.render(id)
 	if err != nil {
 		return b.finishEarly(r, StatusFailed, err)

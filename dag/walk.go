@@ -99,11 +99,6 @@ type WalkOptions struct {
 	// worker without the scheduler lock, and all return before Walk does.
 	// The calling worker starts no new visit until OnSkip returns.
 	OnSkip func(id, cause int)
-	// Settled, when set, marks nodes that are already done (a build's
-	// up-to-date tasks): Walk records them Succeeded without a visit and
-	// their dependents do not wait for them. A settled node with a
-	// dependency that is not settled is visited as usual.
-	Settled []bool
 }
 
 // Walk visits every node after all its dependencies finished, at most
@@ -148,13 +143,7 @@ func (g *Graph) Walk(ctx context.Context, opts WalkOptions, visit func(ctx conte
 		done:   wctx.Done(),
 		out:    out,
 	}
-	settled := settledNodes(g, opts.Settled)
-	for id, ok := range settled {
-		if ok {
-			out[id].Status = Succeeded
-		}
-	}
-	w.sched.initSettled(g, opts.Weights, settled)
+	w.sched.init(g, opts.Weights)
 	w.cond.L = &w.mu
 	stop := context.AfterFunc(wctx, func() {
 		w.mu.Lock()
@@ -165,9 +154,6 @@ func (g *Graph) Walk(ctx context.Context, opts WalkOptions, visit func(ctx conte
 	defer stop()
 
 	var wg sync.WaitGroup
-	if w.sched.ready() == 0 {
-		workers = 0 // everything is settled
-	}
 	wg.Add(workers)
 	for range workers {
 		go func() {
@@ -329,34 +315,7 @@ type entry struct {
 	id   int32
 }
 
-// settledNodes is WalkOptions.Settled restricted to nodes whose
-// dependencies are all settled; nil when nothing is.
-func settledNodes(g *Graph, marks []bool) []bool {
-	if len(marks) == 0 {
-		return nil
-	}
-	settled := make([]bool, g.Len())
-	for _, id := range g.topo {
-		if int(id) >= len(marks) || !marks[id] {
-			continue
-		}
-		ok := true
-		for _, d := range g.deps[g.depOff[id]:g.depOff[id+1]] {
-			if !settled[d] {
-				ok = false
-				break
-			}
-		}
-		settled[id] = ok
-	}
-	return settled
-}
-
-func (s *sched) init(g *Graph, weights []int64) { s.initSettled(g, weights, nil) }
-
-// initSettled is init for a walk in which the settled nodes are already
-// done: they are never ready, and their dependents do not count them.
-func (s *sched) initSettled(g *Graph, weights []int64, settled []bool) {
+func (s *sched) init(g *Graph, weights []int64) {
 	n := g.Len()
 	s.g = g
 	s.pending = make([]int32, n)
@@ -379,15 +338,7 @@ func (s *sched) initSettled(g *Graph, weights []int64, settled []bool) {
 		}
 	}
 	for id := range n {
-		if settled != nil && settled[id] {
-			continue
-		}
-		var p int32
-		for _, d := range g.deps[g.depOff[id]:g.depOff[id+1]] {
-			if settled == nil || !settled[d] {
-				p++
-			}
-		}
+		p := int32(g.depOff[id+1] - g.depOff[id])
 		s.pending[id] = p
 		if p == 0 {
 			s.push(int32(id))
