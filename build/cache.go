@@ -45,8 +45,7 @@ type cacheLayer struct {
 	sess  *session
 	state *workspaceState
 
-	memoReady chan struct{} // closed once memoVal is loaded; nil when caching is off
-	memoVal   *hashing.Memo
+	memoLoad *preload[*hashing.Memo] // nil when caching is off
 
 	mu    sync.Mutex
 	tasks []*keyed // per task id: what lookup computed
@@ -99,27 +98,24 @@ func newCacheLayer(pl *Plan, o Options) *cacheLayer {
 	}
 	// The memo loads while the build starts: tasks that the no-op record
 	// answers for never wait for it.
-	c.memoReady = make(chan struct{})
-	go func() {
-		defer close(c.memoReady)
+	c.memoLoad = startPreload(func() *hashing.Memo {
 		memo, err := hashing.OpenMemo(filepath.Join(pl.Workspace, ".rustypipe", "statmemo"))
 		if err != nil {
 			o.Reporter.Warn(fmt.Sprintf("stat memo: %v (hashing every file)", err))
 			memo, _ = hashing.OpenMemo("")
 		}
-		c.memoVal = memo
-	}()
+		return memo
+	})
 	c.state = o.state
 	return c
 }
 
-// memo returns the stat memo, waiting for it to load.
+// memo returns the stat memo, loading it now if its load has not begun.
 func (c *cacheLayer) memo() *hashing.Memo {
-	if c.memoReady == nil {
+	if c.memoLoad == nil {
 		return nil // caching is off
 	}
-	<-c.memoReady
-	return c.memoVal
+	return c.memoLoad.get()
 }
 
 // digest hashes one workspace file, through the stat memo when there is one.
@@ -529,7 +525,7 @@ func (c *cacheLayer) finish() error {
 		return nil
 	}
 	var errs []error
-	if c.memoReady != nil {
+	if c.memoLoad != nil {
 		if err := c.memo().SaveIfWorthwhile(); err != nil {
 			errs = append(errs, fmt.Errorf("stat memo: %w", err))
 		}

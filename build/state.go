@@ -247,18 +247,12 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 // caller can load the pipeline meanwhile; pass it in Options.State.
 type StateLoad struct {
 	workspace string
-	done      chan struct{}
-	s         *workspaceState
+	p         *preload[*workspaceState]
 }
 
 // PreloadState starts loading the state of the workspace directory.
 func PreloadState(workspace string) *StateLoad {
-	l := &StateLoad{workspace: workspace, done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		l.s = loadState(workspace)
-	}()
-	return l
+	return &StateLoad{workspace: workspace, p: startPreload(func() *workspaceState { return loadState(workspace) })}
 }
 
 // get returns the state of workspace: the preloaded one when it is for
@@ -267,8 +261,7 @@ func (l *StateLoad) get(workspace string) *workspaceState {
 	if l == nil || l.workspace != workspace {
 		return loadState(workspace)
 	}
-	<-l.done
-	return l.s
+	return l.p.get()
 }
 
 func loadState(workspace string) *workspaceState {
