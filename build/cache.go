@@ -45,7 +45,7 @@ type cacheLayer struct {
 	sess  *session
 	state *workspaceState
 
-	memoLoad *preload[*hashing.Memo] // nil when caching is off
+	memoVal *hashing.Memo // nil when caching is off
 
 	mu    sync.Mutex
 	tasks []*keyed // per task id: what lookup computed
@@ -96,27 +96,23 @@ func newCacheLayer(pl *Plan, o Options) *cacheLayer {
 		// to need a lookup.
 		c.sess.prefetch()
 	}
-	// The memo loads while the build starts: tasks that the no-op record
-	// answers for never wait for it.
-	c.memoLoad = startPreload(func() *hashing.Memo {
-		memo, err := hashing.OpenMemo(filepath.Join(pl.Workspace, ".rustypipe", "statmemo"))
-		if err != nil {
-			o.Reporter.Warn(fmt.Sprintf("stat memo: %v (hashing every file)", err))
-			memo, _ = hashing.OpenMemo("")
-		}
-		return memo
+	c.memoVal = hashing.NewLazyMemo(filepath.Join(pl.Workspace, ".rustypipe", "statmemo"), func(err error) {
+		o.Reporter.Warn(fmt.Sprintf("stat memo: %v (hashing every file)", err))
 	})
+	if o.Noop == nil {
+		// Without a partial no-op record most tasks need their keys, and so
+		// the memo: it loads while the build starts. With one, the tasks
+		// the record answers for need no memo, and a changed task may need
+		// none either (see hashing.NewLazyMemo).
+		go c.memoVal.Load()
+	}
 	c.state = o.state
 	return c
 }
 
-// memo returns the stat memo, loading it now if its load has not begun.
-func (c *cacheLayer) memo() *hashing.Memo {
-	if c.memoLoad == nil {
-		return nil // caching is off
-	}
-	return c.memoLoad.get()
-}
+// memo returns the stat memo, which loads its file when first needed; nil
+// when caching is off.
+func (c *cacheLayer) memo() *hashing.Memo { return c.memoVal }
 
 // digest hashes one workspace file, through the stat memo when there is one.
 func (c *cacheLayer) digest(rel string) (hashing.FileEntry, error) {
@@ -525,7 +521,7 @@ func (c *cacheLayer) finish() error {
 		return nil
 	}
 	var errs []error
-	if c.memoLoad != nil {
+	if c.memoVal != nil {
 		if err := c.memo().SaveIfWorthwhile(); err != nil {
 			errs = append(errs, fmt.Errorf("stat memo: %w", err))
 		}

@@ -112,6 +112,40 @@ type Memo struct {
 	now     func() time.Time  // wall clock; replaced in tests
 	hashed  atomic.Int64      // files read and hashed (symlinks excluded)
 	midRead func(full string) // test hook: runs after the first read of a file
+
+	loadOnce sync.Once
+	loader   func() // loads a lazy memo (NewLazyMemo); nil for others
+}
+
+// NewLazyMemo is OpenMemo that reads the file only when an entry is first
+// needed. A file modified within the racy window needs none: no trusted
+// entry can match its stat data (trusted entries are older than that), and
+// its digest will not be trusted either, so a build that only hashes files
+// it just changed never reads the memo. onErr, if set, is told when the
+// file exists but cannot be read; the memo is then empty.
+func NewLazyMemo(path string, onErr func(error)) *Memo {
+	m := &Memo{path: path, entries: map[string]*memoEntry{}, now: time.Now}
+	m.loader = func() {
+		l, err := OpenMemo(path)
+		if err != nil {
+			if onErr != nil {
+				onErr(err)
+			}
+			return
+		}
+		m.mu.Lock()
+		m.entries = l.entries // nothing was added before the load
+		m.mu.Unlock()
+	}
+	return m
+}
+
+// Load reads a lazy memo's file now if it was not read yet, so that the
+// reading can overlap other work; it does nothing for other memos.
+func (m *Memo) Load() {
+	if m.loader != nil {
+		m.loadOnce.Do(m.loader)
+	}
 }
 
 // OpenMemo loads the memo saved at path (typically .rustypipe/statmemo). A
@@ -193,16 +227,22 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error)
 
 	st := statOf(fi)
 	now := m.now()
-	m.mu.Lock()
-	if e, ok := m.entries[full]; ok && e.trusted && e.st == st {
-		if tick := now.Unix(); tick-e.usedAt >= int64(memoUseTick/time.Second) {
-			e.usedAt = tick
-			m.dirty, m.major = true, true
+	// A file modified within the racy window cannot match a trusted entry
+	// (see NewLazyMemo): it is hashed without consulting the entries.
+	racy := st.mtimeNs >= now.Add(-racyWindow).UnixNano()
+	if !racy {
+		m.Load()
+		m.mu.Lock()
+		if e, ok := m.entries[full]; ok && e.trusted && e.st == st {
+			if tick := now.Unix(); tick-e.usedAt >= int64(memoUseTick/time.Second) {
+				e.usedAt = tick
+				m.dirty, m.major = true, true
+			}
+			m.mu.Unlock()
+			return FileEntry{Path: clean, Mode: uint32(fi.Mode().Perm()), Digest: e.digest}, nil
 		}
 		m.mu.Unlock()
-		return FileEntry{Path: clean, Mode: uint32(fi.Mode().Perm()), Digest: e.digest}, nil
 	}
-	m.mu.Unlock()
 
 	d, pre, stable, err := m.hashFile(full)
 	if err != nil {
@@ -211,6 +251,10 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error)
 	// Trust the result only if the file did not change while it was read
 	// and its mtime is old enough that a later rewrite must change it.
 	trust := stable && pre.mtimeNs < now.Add(-racyWindow).UnixNano()
+	if !trust && racy {
+		return FileEntry{Path: clean, Mode: pre.mode & uint32(fs.ModePerm), Digest: d}, nil
+	}
+	m.Load()
 	m.mu.Lock()
 	if trust {
 		m.entries[full] = &memoEntry{st: pre, digest: d, usedAt: now.Unix(), trusted: true}
@@ -306,7 +350,7 @@ func (m *Memo) Save() error {
 		return nil
 	}
 	m.mu.Lock()
-	if !m.dirty {
+	if !m.dirty { // a lazy memo is dirty only once loaded
 		m.mu.Unlock()
 		return nil
 	}

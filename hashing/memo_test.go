@@ -521,3 +521,46 @@ func TestMemoSaveIfWorthwhile(t *testing.T) {
 		t.Fatalf("Save after a deferral: %d entries saved, want %d", got, memoDeferMax+3)
 	}
 }
+
+// A lazy memo reads its file only when a digest needs an entry: not for
+// files modified within the racy window.
+func TestLazyMemo(t *testing.T) {
+	root := t.TempDir()
+	memoPath := filepath.Join(root, ".rustypipe", "statmemo")
+	m := openTestMemo(t, memoPath)
+	writeFile(t, root, "old", "old", 0o644, past)
+	want := mustDigest(t, m, root, "old")
+	if err := m.Save(); err != nil {
+		t.Fatal(err)
+	}
+
+	lazy := NewLazyMemo(memoPath, func(err error) { t.Errorf("load error: %v", err) })
+	writeFile(t, root, "new", "new", 0o644, time.Now())
+	if got := mustDigest(t, lazy, root, "new"); got.Digest != DigestBytes([]byte("new")) {
+		t.Fatalf("digest of a new file: %v", got)
+	}
+	lazy.mu.Lock()
+	loaded := len(lazy.entries) > 0
+	lazy.mu.Unlock()
+	if loaded {
+		t.Fatal("hashing a file modified just now read the memo")
+	}
+	if got := mustDigest(t, lazy, root, "old"); got != want {
+		t.Fatalf("digest of the old file: %v, want %v", got, want)
+	}
+	if n := lazy.hashed.Load(); n != 1 {
+		t.Fatalf("hashed %d files, want 1 (the old one is a memo hit)", n)
+	}
+
+	// A memo path that cannot be read is reported, and the memo is empty.
+	bad := filepath.Join(root, "dir-memo")
+	if err := os.Mkdir(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var errs int
+	broken := NewLazyMemo(bad, func(error) { errs++ })
+	mustDigest(t, broken, root, "old")
+	if errs != 1 || broken.hashed.Load() != 1 {
+		t.Fatalf("unreadable memo: %d errors, %d hashed; want 1 and 1", errs, broken.hashed.Load())
+	}
+}

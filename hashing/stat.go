@@ -58,6 +58,7 @@ func (m *Memo) Confirm(root, rel string, d Digest) (Stat, bool) {
 		return Stat{}, false
 	}
 	st := statOf(fi)
+	m.Load()
 	m.mu.Lock()
 	e, ok := m.entries[full]
 	ok = ok && e.trusted && e.st == st && e.digest == d
