@@ -20,7 +20,9 @@ RP="$PWD/bench/rustypipe"
 export RUSTYPIPE_CACHE_DIR="$W/cache" CI=1
 cd "$W"
 
-json() { hyperfine --style none --export-json "$W/$1.json" "${@:2}" >/dev/null 2>&1; }
+# -N: no shell between hyperfine and the commands, whose startup would add
+# the same constant to every tool and flatten the ratios.
+json() { hyperfine -N --style none --export-json "$W/$1.json" "${@:2}" >/dev/null 2>&1; }
 median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.1f" % (x["median"]*1000) for x in r))' "$W/$1.json"; }
 
 clean='rm -rf out .rustypipe cache .ninja_log .ninja_deps'
@@ -39,8 +41,9 @@ sleep 3
 $RP build -j 2 -o plain >/dev/null
 json noop --runs "$((RUNS*3))" --warmup 3 \
   "$RP build -j 2 -o plain" "make -rR -j 2 -s" "ninja -j 2 --quiet"
-# One leaf changed: touch+edit one input before each run.
-json leaf --runs "$RUNS" --prepare "echo \$RANDOM >> in/7.txt" \
+# One leaf changed: edit one input before each run (through sh: with -N
+# hyperfine runs --prepare without a shell too).
+json leaf --runs "$((RUNS*3))" --prepare "sh -c 'date +%N >> in/7.txt'" \
   "$RP build -j 2 -o plain" "make -rR -j 2 -s" "ninja -j 2 --quiet"
 
 printf '%-10s %12s %12s %12s %10s\n' workload rustypipe_ms make_ms ninja_ms rp/ninja
