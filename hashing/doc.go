@@ -115,6 +115,10 @@
 // load, which guards against a wall clock ahead of the file system's. A
 // racy, changing or special file is always re-read. The memo file is
 // versioned and checksummed; anything unreadable is discarded, never trusted.
+// A racy file can neither match a trusted entry nor get one, so a lazy memo
+// (NewLazyMemo) hashes it without reading the memo file at all, and
+// SaveIfWorthwhile leaves the file alone when the only changes are a few
+// digests of small files.
 //
 // # Debugging
 //
