@@ -276,6 +276,9 @@ func (s *Store) GetAction(ctx context.Context, key [32]byte) (*ActionResult, err
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("cas: get action %s: %w", hexKey(key), err)
 	}
+	if _, inJournal := s.journalAction(key); !inJournal && s.filteredOut(key) {
+		return nil, fmt.Errorf("cas: get action %s: %w", hexKey(key), ErrNotFound)
+	}
 	var a *ActionResult
 	err := s.withDB(func(db *badger.DB) error {
 		if rec, ok := s.journalAction(key); ok {
@@ -379,10 +382,10 @@ func (s *Store) noteUse(a *ActionResult) {
 
 // flushUsedLocked writes pending last-use times; the caller holds dbMu.
 func (s *Store) flushUsedLocked() error {
-	if s.db == nil {
+	if s.db == nil && !s.lookup {
 		return nil
 	}
-	return s.flushUsed(s.db)
+	return s.flushUsed(s.db) // a Lookup store's needs no index
 }
 
 // flushUsed writes pending last-use times for actions that still exist,
@@ -506,6 +509,7 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult) error {
 		if err != nil {
 			return err
 		}
+		s.filterAdd(a.Key)
 		s.usedMu.Lock()
 		delete(s.used, a.Key)
 		s.usedMu.Unlock()

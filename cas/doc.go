@@ -26,6 +26,12 @@
 //     caller stores through a writable session.
 //   - ReadOnly: like Lookup, but nothing is written at all.
 //
+// Lookup and ReadOnly stores that find a valid key filter (v1/keys.filter,
+// see filter.go) open the index only when something needs it: a lookup of
+// a key the filter does not hold is a miss without it, and journal puts of
+// blobs given to the store need none, so a build that re-runs a changed
+// task never opens the index.
+//
 // A directory that cannot be written, or whose file system is nearly full,
 // is opened read-only whatever was asked.
 //
@@ -39,6 +45,8 @@
 //	DIR/v1/tmp/               temporary files, renamed into blobs/ when complete
 //	DIR/v1/uses.log           hits of Lookup stores, merged by the next writer
 //	DIR/v1/journal.log        puts of Lookup stores, merged by the next writer
+//	DIR/v1/keys.filter        a Bloom filter of the index's action keys, written by
+//	                          writers as they close (absent while one is open)
 //
 // Index keys: "a/"+key → action record (JSON, version 1); "u/"+key → last
 // use (8 bytes, big-endian Unix nanoseconds); "b/"+digest → blob content.

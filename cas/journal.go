@@ -303,6 +303,7 @@ func (s *Store) mergeJournal(db *badger.DB) error {
 		if err := wb.Set(actionKey(key), e.R); err != nil {
 			return fmt.Errorf("merge journal: %w", err)
 		}
+		s.filterAdd(key)
 		if err := wb.Set(usedKey(key), encodeTime(a.CreatedAt)); err != nil {
 			return fmt.Errorf("merge journal: %w", err)
 		}
@@ -330,23 +331,30 @@ func (s *Store) putJournal(a, stored *ActionResult, rec []byte, refs []BlobRef, 
 		}
 	}
 	s.jnMu.Unlock()
-	err := s.withDB(func(db *badger.DB) error {
-		for _, b := range refs {
-			if _, ok := blobs[b.Digest]; ok {
-				continue
-			}
-			ok, err := s.hasBlob(db, b.Digest)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("blob %s is not stored: %w", b, ErrNotFound)
-			}
+	// Only blobs this store was not given need the index (which a store
+	// with a key filter may not have opened).
+	var others []BlobRef
+	for _, b := range refs {
+		if _, ok := blobs[b.Digest]; !ok && b.Digest != EmptyBlob.Digest && !s.journalHasBlob(b.Digest) {
+			others = append(others, b)
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+	}
+	if len(others) > 0 {
+		err := s.withDB(func(db *badger.DB) error {
+			for _, b := range others {
+				ok, err := s.hasBlob(db, b.Digest)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("blob %s is not stored: %w", b, ErrNotFound)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	line, err := journalLineFor(a.Key, rec, blobs)
 	if err != nil {

@@ -155,6 +155,16 @@ type Store struct {
 	dbMu   sync.RWMutex
 	db     *badger.DB
 	closed bool
+	// lazyDB: a reader with a valid key filter opens db on first need
+	// (withDB); dbErr is that open's error, returned to every later need.
+	lazyDB bool
+	dbErr  error
+
+	// filterMu guards filter: for a reader, the key filter it trusts (set
+	// at Open, then only read); for a writer, the one it extends and
+	// writes at Close, nil when it is rebuilt then (filter.go).
+	filterMu sync.Mutex
+	filter   *keyFilter
 
 	// pinMu guards pins: blobs a put in this session stored or relied on
 	// and that no action stored since names. GC never deletes a pinned
@@ -328,12 +338,23 @@ func (s *Store) openLocked() error {
 	// A journal that cannot be read serves nothing; a writer's merge then
 	// leaves it alone.
 	jerr := s.readJournal()
+	if s.readOnly {
+		if f, ok := s.readKeyFilter(); ok {
+			s.filter, s.lazyDB = f, true
+			return nil
+		}
+	}
 	db, err := s.openIndex()
 	if err != nil {
 		return err
 	}
 	s.db = db
 	if !s.readOnly {
+		if err := s.takeKeyFilter(); err != nil {
+			db.Close()
+			s.db = nil
+			return fmt.Errorf("cas: open %s: %w", s.dir, err)
+		}
 		s.mergeUses(db)
 		if jerr == nil {
 			// A failed merge (the disk is nearly full) keeps the journal,
@@ -577,8 +598,15 @@ func (s *Store) Close() error {
 		}
 	}
 	if s.db != nil {
-		if cerr := s.db.Close(); cerr != nil {
+		var f *keyFilter
+		if !s.readOnly {
+			f = s.keyFilterToSave(s.db)
+		}
+		cerr := s.db.Close()
+		if cerr != nil {
 			err = errors.Join(err, cerr)
+		} else if f != nil {
+			s.writeKeyFilter(f) // after the close, which changes the MANIFEST
 		}
 		s.db = nil
 	}
@@ -634,11 +662,42 @@ func (s *Store) reopenLocked() error {
 // methods that take dbMu for writing.
 func (s *Store) withDB(fn func(db *badger.DB) error) error {
 	s.dbMu.RLock()
+	if s.db == nil && s.lazyDB && !s.closed {
+		s.dbMu.RUnlock()
+		if err := s.openLazyDB(); err != nil {
+			return err
+		}
+		s.dbMu.RLock()
+	}
 	defer s.dbMu.RUnlock()
 	if s.closed || s.db == nil {
 		return ErrClosed
 	}
 	return fn(s.db)
+}
+
+// openLazyDB opens the index of a reader that deferred it (lazyDB).
+func (s *Store) openLazyDB() error {
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.db != nil || s.closed {
+		return nil
+	}
+	if s.dbErr == nil {
+		s.db, s.dbErr = s.openIndex()
+	}
+	return s.dbErr
+}
+
+// filteredOut reports that key is certainly not in the index (a reader's
+// key filter says so), so that a lookup need not open it.
+func (s *Store) filteredOut(key [32]byte) bool {
+	if !s.lazyDB {
+		return false
+	}
+	s.filterMu.Lock()
+	defer s.filterMu.Unlock()
+	return s.filter != nil && !s.filter.mayContain(key)
 }
 
 // canPut is writable for puts, which Lookup stores make through the

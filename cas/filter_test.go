@@ -1,0 +1,148 @@
+package cas
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A filter never loses a key, rejects most others, and survives its
+// encoding; damage makes it invalid.
+func TestKeyFilter(t *testing.T) {
+	f := newKeyFilter(1000)
+	for i := range 1000 {
+		f.add(sum([]byte{byte(i), byte(i >> 8), 'k'}))
+	}
+	m := manifestStamp{1, 2, 3}
+	g, gm, ok := decodeKeyFilter(f.encode(m))
+	if !ok || gm != m || g.count != 1000 {
+		t.Fatalf("decode: ok=%v stamp=%v count=%d", ok, gm, g.count)
+	}
+	passed := 0
+	for i := range 1000 {
+		if !g.mayContain(sum([]byte{byte(i), byte(i >> 8), 'k'})) {
+			t.Fatalf("key %d added but not contained", i)
+		}
+		if g.mayContain(sum([]byte{byte(i), byte(i >> 8), 'x'})) {
+			passed++
+		}
+	}
+	if passed > 50 { // about 1% expected
+		t.Errorf("%d of 1000 absent keys passed the filter", passed)
+	}
+	data := f.encode(m)
+	for i := range data {
+		bad := append([]byte(nil), data...)
+		bad[i] ^= 1
+		if _, _, ok := decodeKeyFilter(bad); ok {
+			t.Fatalf("a filter with byte %d flipped decoded", i)
+		}
+	}
+	for i := range data {
+		if _, _, ok := decodeKeyFilter(data[:i]); ok {
+			t.Fatalf("a filter cut to %d bytes decoded", i)
+		}
+	}
+}
+
+func filterPath(dir string) string { return filepath.Join(dir, versionDir, filterName) }
+
+// A Lookup store with a valid filter answers a miss without opening the
+// index, and still finds what the index and the journal hold.
+func TestLookupMissSkipsIndex(t *testing.T) {
+	dir := newCache(t)
+	w := openT(t, Options{Dir: dir})
+	if _, err := os.Stat(filterPath(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("filter while a writer holds the store: %v, want none", err)
+	}
+	a := simpleAction(t, w, "a", []byte("out a"), []byte("file a"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filterPath(dir)); err != nil {
+		t.Fatalf("no filter after a writer closed: %v", err)
+	}
+
+	l := openT(t, Options{Dir: dir, Lookup: true})
+	if _, err := l.GetAction(context.Background(), sum([]byte("absent"))); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup of an absent key: %v, want ErrNotFound", err)
+	}
+	if l.db != nil {
+		t.Fatal("a miss opened the index")
+	}
+	// A journal put of content put as builds put it (PutReader, which
+	// does not look for the blob first) needs no index either.
+	b := readerAction(t, l, "b", []byte("out b"), []byte("file b"))
+	if l.db != nil {
+		t.Fatal("a journal put opened the index")
+	}
+	checkAction(t, l, b, []byte("out b"), []byte("file b"))
+	checkAction(t, l, a, []byte("out a"), []byte("file a")) // opens it
+	if l.db == nil {
+		t.Fatal("a hit in the index did not open it")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The journal's entries join the filter when a writer merges them.
+	openT(t, Options{Dir: dir}).Close()
+	l = openT(t, Options{Dir: dir, Lookup: true})
+	checkAction(t, l, b, []byte("out b"), []byte("file b"))
+	l.Close()
+}
+
+// A filter is not trusted once the index changed without it (a writer
+// killed before closing leaves none; a writer that knows no filter changes
+// the MANIFEST), and a writer rebuilds it from the index.
+func TestKeyFilterInvalidation(t *testing.T) {
+	dir := newCache(t)
+	w := openT(t, Options{Dir: dir})
+	a := simpleAction(t, w, "a", []byte("out a"), []byte("file a"))
+	w.Close()
+
+	// The index changed behind the filter's back.
+	manifest := filepath.Join(dir, versionDir, indexName, "MANIFEST")
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(manifest, later, later); err != nil {
+		t.Fatal(err)
+	}
+	l := openT(t, Options{Dir: dir, Lookup: true})
+	if l.lazyDB || l.db == nil {
+		t.Fatal("a filter written for another state of the index was trusted")
+	}
+	checkAction(t, l, a, []byte("out a"), []byte("file a"))
+	l.Close()
+
+	// A writer that finds no valid filter rebuilds it from the index.
+	if err := os.Remove(filterPath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	openT(t, Options{Dir: dir}).Close()
+	f, ok := (&Store{root: filepath.Join(dir, versionDir)}).readKeyFilter()
+	if !ok || !f.mayContain(a.Key) {
+		t.Fatalf("rebuilt filter: ok=%v, holds a: %v", ok, ok && f.mayContain(a.Key))
+	}
+}
+
+// readerAction is simpleAction through PutReader.
+func readerAction(t *testing.T, s *Store, name string, stdout, file []byte) *ActionResult {
+	t.Helper()
+	put := func(b []byte) BlobRef {
+		ref, err := s.PutReader(context.Background(), bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	a := &ActionResult{Key: key(name), Task: name, Stdout: put(stdout), Stderr: EmptyBlob,
+		Files: []OutputFile{{Path: "out/" + name, Mode: 0o644, Digest: put(file).Digest, Size: int64(len(file))}}}
+	if err := s.PutAction(context.Background(), a); err != nil {
+		t.Fatalf("PutAction(%s): %v", name, err)
+	}
+	return a
+}
