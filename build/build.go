@@ -20,7 +20,7 @@ import (
 // environment and config file; nothing here reads those sources itself.
 type Options struct {
 	Targets  []string      // task names to build with their upstream tasks; empty means all
-	Jobs     int           // concurrent tasks; 0 means the pipeline's concurrency, else NumCPU
+	Jobs     int           // commands run at once; 0 means the pipeline's concurrency, else NumCPU
 	FailFast bool          // stop starting tasks and cancel running ones on the first failure
 	Grace    time.Duration // SIGTERM → SIGKILL grace period for cancelled tasks
 	DryRun   bool          // print the plan, run nothing
@@ -202,7 +202,8 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	if cache.opts.on() {
 		cache.state = o.state
 	}
-	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: make([]*taskOutput, len(pl.Tasks)), cache: cache}
+	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: make([]*taskOutput, len(pl.Tasks)), cache: cache,
+		slots: make(chan struct{}, o.Jobs)}
 	for id, t := range pl.Tasks {
 		b.records[id] = &TaskRecord{Name: t.Name, Description: t.Description, Backend: backendName(t), Status: StatusPending}
 		b.records[id].file = safeName(t.Name)
@@ -228,7 +229,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 
 	stopOnFail := o.FailFast || pl.Pipeline.StopOnFail
 	outcomes := pl.Graph.Walk(ctx, dag.WalkOptions{
-		Workers:        o.Jobs,
+		Workers:        2 * o.Jobs, // commands are limited to o.Jobs by b.slots
 		FailFast:       stopOnFail,
 		Weights:        b.weights(),
 		ContinueOnFail: func(id int) bool { return pl.Tasks[id].ContinueOnFail },
@@ -327,8 +328,9 @@ type builder struct {
 	dir     *runDir
 	records []*TaskRecord
 	cache   *cacheLayer
-	partial *NoopPartial // the no-op record's partial result, when it applies (noop.go)
-	clean   []*noopTask  // per task id: up to date by the no-op record
+	slots   chan struct{} // a token per command running (acquireSlot)
+	partial *NoopPartial  // the no-op record's partial result, when it applies (noop.go)
+	clean   []*noopTask   // per task id: up to date by the no-op record
 
 	outMu   sync.Mutex
 	outputs []*taskOutput // per task id: finished tasks' outputs, for templates and keys

@@ -49,6 +49,21 @@ func (b *builder) finishDone(id int, st *lookupResult) error {
 	return nil
 }
 
+// acquireSlot waits for one of the -j slots for running a command, and
+// reports false when ctx ended first. The walk has more workers than
+// slots, so that one task's bookkeeping (looking up, storing, recording)
+// never keeps a slot from running the next command.
+func (b *builder) acquireSlot(ctx context.Context) bool {
+	select {
+	case b.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (b *builder) releaseSlot() { <-b.slots }
+
 // visit runs one task: render, look up, dispatch with retries, record.
 func (b *builder) visit(ctx context.Context, id int) error {
 	t := b.plan.Tasks[id]
@@ -91,6 +106,10 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		reason   string
 	)
 	for attempt := 1; ; attempt++ {
+		if !b.acquireSlot(ctx) {
+			status, exitCode, reason = StatusCancelled, -1, "build interrupted before the task started"
+			break
+		}
 		stdout.reset()
 		stderr.reset()
 		a := &Attempt{Number: attempt, Started: o.Now()}
@@ -111,6 +130,7 @@ func (b *builder) visit(ctx context.Context, id int) error {
 			actx, cancel = context.WithTimeoutCause(ctx, t.Timeout, &timeoutError{t.Name, t.Timeout})
 		}
 		res, runErr := backend.Run(actx, spec)
+		b.releaseSlot()
 		cause := context.Cause(actx)
 		cancel()
 		cout.Close()

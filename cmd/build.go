@@ -33,7 +33,7 @@ original form "rustypipe run PIPELINE.yaml" also works.`,
 		RunE: a.runBuild,
 	}
 	f := c.Flags()
-	f.IntP("jobs", "j", 0, "tasks to run at once (default: the pipeline's concurrency, else the number of CPUs)")
+	f.IntP("jobs", "j", 0, "task commands to run at once (default: the pipeline's concurrency, else the number of CPUs)")
 	f.Bool("fail-fast", false, "on the first failure start nothing new and stop running tasks (like stop_on_fail)")
 	f.String("grace", "10s", "how long cancelled tasks get between SIGTERM and SIGKILL")
 	f.Bool("dry-run", false, "print the plan in dispatch order and run nothing")
