@@ -85,3 +85,48 @@ func TestUnavailableBackendIsRetriedWithoutRetryPolicy(t *testing.T) {
 		}
 	}
 }
+
+// countingBackend records how many commands run at once.
+type countingBackend struct {
+	running, most atomic.Int32
+}
+
+func (c *countingBackend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
+	n := c.running.Add(1)
+	for {
+		m := c.most.Load()
+		if n <= m || c.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	now := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	c.running.Add(-1)
+	return &exec.Result{ExitCode: 0, Started: now, Finished: time.Now()}, nil
+}
+
+func (c *countingBackend) Close() error { return nil }
+
+// -j bounds the commands running at once, although the walk has more
+// workers than that (for bookkeeping), and reaches that bound.
+func TestJobsBoundCommands(t *testing.T) {
+	yaml := "tasks:\n"
+	for i := range 8 {
+		yaml += fmt.Sprintf("  - name: t%d\n    run: echo %d\n", i, i)
+	}
+	pl := planFor(t, yaml)
+	for _, jobs := range []int{1, 3} {
+		cb := &countingBackend{}
+		if _, err := Run(context.Background(), pl, Options{
+			Backends: map[string]exec.Backend{"local": cb},
+			Reporter: NewConsole(ConsoleOptions{Out: io.Discard}),
+			Stdout:   io.Discard,
+			Jobs:     jobs,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := cb.most.Load(); got != int32(jobs) {
+			t.Errorf("-j %d: at most %d commands ran at once, want %d", jobs, got, jobs)
+		}
+	}
+}
