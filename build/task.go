@@ -62,7 +62,13 @@ func (b *builder) acquireSlot(ctx context.Context) bool {
 	}
 }
 
-func (b *builder) releaseSlot() { <-b.slots }
+// runInSlot runs spec on backend and gives back the slot taken for it,
+// even if the backend panics (the walk turns a panic into a failed task
+// and goes on).
+func (b *builder) runInSlot(ctx context.Context, backend exec.Backend, spec *exec.Spec) (*exec.Result, error) {
+	defer func() { <-b.slots }()
+	return backend.Run(ctx, spec)
+}
 
 // visit runs one task: render, look up, dispatch with retries, record.
 func (b *builder) visit(ctx context.Context, id int) error {
@@ -129,8 +135,7 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		if t.Timeout > 0 {
 			actx, cancel = context.WithTimeoutCause(ctx, t.Timeout, &timeoutError{t.Name, t.Timeout})
 		}
-		res, runErr := backend.Run(actx, spec)
-		b.releaseSlot()
+		res, runErr := b.runInSlot(actx, backend, spec)
 		cause := context.Cause(actx)
 		cancel()
 		cout.Close()
