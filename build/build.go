@@ -266,6 +266,14 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 			r.mu.Lock()
 		case oc.Status == dag.Skipped && r.Status == StatusPending:
 			r.Status = StatusSkipped
+		case oc.Status == dag.Failed && r.Status == StatusPending:
+			// The visit panicked (a bug, in rustypipe or a backend): the
+			// walk recovered it; the record says so.
+			r.Status, r.ExitCode, r.Reason = StatusFailed, -1, fmt.Sprintf("internal error: %v", oc.Err)
+			r.mu.Unlock()
+			o.Reporter.TaskFinished(r)
+			recs.writeTask(r)
+			r.mu.Lock()
 		}
 		if (r.Status == StatusFailed || r.Status == StatusTimedOut) && !pl.Tasks[id].ContinueOnFail {
 			failed = append(failed, &TaskError{Task: r.Name, ExitCode: r.ExitCode, Status: r.Status, Reason: r.Reason})

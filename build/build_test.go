@@ -130,3 +130,39 @@ func TestJobsBoundCommands(t *testing.T) {
 		}
 	}
 }
+
+// panicOnce panics in its first Run and succeeds afterwards.
+type panicOnce struct{ calls atomic.Int32 }
+
+func (p *panicOnce) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
+	if p.calls.Add(1) == 1 {
+		panic("test: backend bug")
+	}
+	now := time.Now()
+	return &exec.Result{ExitCode: 0, Started: now, Finished: now}, nil
+}
+
+func (p *panicOnce) Close() error { return nil }
+
+// A backend that panics fails its task, and its -j slot serves the next.
+func TestPanickingBackendFreesItsSlot(t *testing.T) {
+	pl := planFor(t, "tasks:\n  - name: a\n    run: echo a\n  - name: b\n    run: echo b\n    continue_on_fail: true\n")
+	done := make(chan *Summary, 1)
+	go func() {
+		sum, _ := Run(context.Background(), pl, Options{
+			Backends: map[string]exec.Backend{"local": &panicOnce{}},
+			Reporter: NewConsole(ConsoleOptions{Out: io.Discard}),
+			Stdout:   io.Discard,
+			Jobs:     1,
+		})
+		done <- sum
+	}()
+	select {
+	case sum := <-done:
+		if sum.Counts[StatusSucceeded] != 1 || sum.Counts[StatusFailed] != 1 {
+			t.Fatalf("counts %v, want one failed (the panic) and one succeeded", sum.Counts)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the build hung: the panicking command kept its slot")
+	}
+}
