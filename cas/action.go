@@ -491,14 +491,8 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult) error {
 	}
 	s.pinMu.Unlock()
 	return s.withDB(func(db *badger.DB) error {
-		for _, b := range refs {
-			ok, err := s.hasBlob(db, b.Digest)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("blob %s is not stored: %w", b, ErrNotFound)
-			}
+		if err := s.requireBlobs(db, refs); err != nil {
+			return err
 		}
 		err := db.Update(func(txn *badger.Txn) error {
 			if err := txn.Set(actionKey(a.Key), val); err != nil {
@@ -517,6 +511,21 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult) error {
 		a.CreatedAt, a.LastUsed = stored.CreatedAt, now
 		return nil
 	})
+}
+
+// requireBlobs returns an error matching ErrNotFound unless every blob in
+// refs is stored.
+func (s *Store) requireBlobs(db *badger.DB, refs []BlobRef) error {
+	for _, b := range refs {
+		ok, err := s.hasBlob(db, b.Digest)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("blob %s is not stored: %w", b, ErrNotFound)
+		}
+	}
+	return nil
 }
 
 // unpin releases pins on blobs that a stored action now names.

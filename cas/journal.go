@@ -340,18 +340,7 @@ func (s *Store) putJournal(a, stored *ActionResult, rec []byte, refs []BlobRef, 
 		}
 	}
 	if len(others) > 0 {
-		err := s.withDB(func(db *badger.DB) error {
-			for _, b := range others {
-				ok, err := s.hasBlob(db, b.Digest)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return fmt.Errorf("blob %s is not stored: %w", b, ErrNotFound)
-				}
-			}
-			return nil
-		})
+		err := s.withDB(func(db *badger.DB) error { return s.requireBlobs(db, others) })
 		if err != nil {
 			return err
 		}
