@@ -276,7 +276,7 @@ func (s *Store) GetAction(ctx context.Context, key [32]byte) (*ActionResult, err
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("cas: get action %s: %w", hexKey(key), err)
 	}
-	if _, inJournal := s.journalAction(key); !inJournal && s.filteredOut(key) {
+	if !s.journalHasAction(key) && s.filteredOut(key) {
 		return nil, fmt.Errorf("cas: get action %s: %w", hexKey(key), ErrNotFound)
 	}
 	var a *ActionResult

@@ -193,6 +193,16 @@ func (j *journal) hasBlob(d [32]byte) bool {
 	return ok
 }
 
+// hasAction reports whether a line names key, without decoding or checking
+// it (action does both).
+func (j *journal) hasAction(key [32]byte) bool {
+	if j == nil {
+		return false
+	}
+	_, ok := j.actions[key]
+	return ok
+}
+
 // keys returns the keys of the journal's actions, sorted.
 func (j *journal) keys() [][32]byte {
 	if j == nil {
@@ -373,6 +383,13 @@ func (s *Store) journalAction(key [32]byte) ([]byte, bool) {
 	s.jnMu.Lock()
 	defer s.jnMu.Unlock()
 	return s.jn.action(key)
+}
+
+// journalHasAction reports whether the journal has a line for key.
+func (s *Store) journalHasAction(key [32]byte) bool {
+	s.jnMu.Lock()
+	defer s.jnMu.Unlock()
+	return s.jn.hasAction(key)
 }
 
 // journalBlob returns the journal's verified content of blob d.
