@@ -126,7 +126,7 @@ type Memo struct {
 func NewLazyMemo(path string, onErr func(error)) *Memo {
 	m := &Memo{path: path, entries: map[string]*memoEntry{}, now: time.Now}
 	m.loader = func() {
-		l, err := OpenMemo(path)
+		entries, err := readMemoFile(path)
 		if err != nil {
 			if onErr != nil {
 				onErr(err)
@@ -134,7 +134,7 @@ func NewLazyMemo(path string, onErr func(error)) *Memo {
 			return
 		}
 		m.mu.Lock()
-		m.entries = l.entries // nothing was added before the load
+		m.entries = entries // nothing was added before the load
 		m.mu.Unlock()
 	}
 	return m
@@ -154,13 +154,24 @@ func (m *Memo) Load() {
 // (for example permission denied). An empty path gives an in-memory memo
 // whose Save does nothing. Close is not needed; call Save to persist.
 func OpenMemo(path string) (*Memo, error) {
-	m := &Memo{path: path, entries: map[string]*memoEntry{}, now: time.Now}
+	entries, err := readMemoFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Memo{path: path, entries: entries, now: time.Now}, nil
+}
+
+// readMemoFile reads the entries saved at path: none for "", a missing
+// file or one that does not decode; an error for a file that exists but
+// cannot be read.
+func readMemoFile(path string) (map[string]*memoEntry, error) {
+	empty := map[string]*memoEntry{}
 	if path == "" {
-		return m, nil
+		return empty, nil
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return m, nil
+		return empty, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hashing: open memo: %w", err)
@@ -177,7 +188,7 @@ func OpenMemo(path string) (*Memo, error) {
 	}
 	entries, ok := decodeMemo(buf.Bytes())
 	if !ok {
-		return m, nil // the file is rewritten by the next Save
+		return empty, nil // the file is rewritten by the next Save
 	}
 	// Entries were trusted against the wall clock when hashed; check them
 	// again against the memo file's mtime, which comes from the file
@@ -186,8 +197,7 @@ func OpenMemo(path string) (*Memo, error) {
 	for _, e := range entries {
 		e.trusted = e.st.mtimeNs < written
 	}
-	m.entries = entries
-	return m, nil
+	return entries, nil
 }
 
 // Digest returns the entry of the file at rel under root. rel is relative,
