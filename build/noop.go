@@ -17,6 +17,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/internal/binread"
 	"github.com/rustypipe/rustypipe/pipeline"
 )
 
@@ -149,8 +150,8 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 	if blake3.Sum256(body) != [32]byte(sum) {
 		return nil, errNoopRecord
 	}
-	rd := newBinReader(body[len(noopMagic):])
-	str, num, snum, fixed, count := rd.str, rd.num, rd.snum, rd.fixed, rd.count
+	rd := binread.New(body[len(noopMagic):])
+	str, num, snum, fixed, count := rd.Str, rd.Uvarint, rd.Varint, rd.Bytes, rd.Count
 	r := &noopRecord{stamp: str(), file: str(), targets: str()}
 	r.pipeline = hashing.Digest(fixed(hashing.Size))
 	r.env = make([]noopEnv, count())
@@ -177,7 +178,7 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 			f.st = hashing.Stat{Size: snum(), MtimeNs: snum(), CtimeNs: snum(), Ino: num(), Dev: num(), Mode: uint32(num())}
 		}
 	}
-	if !rd.done() {
+	if !rd.Done() {
 		return nil, errNoopRecord
 	}
 	return r, nil

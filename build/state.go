@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/internal/binread"
 )
 
 // workspaceState remembers, per task, the key whose outputs the workspace
@@ -180,25 +181,22 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 	f = stateFile{Version: stateVersion, Tasks: make(map[string]*stateEntry, n), Durations: map[string]int64{}}
 	ents := make([]stateEntry, 0, n)
 	slab := make([]hashing.FileEntry, 0, n+8) // about a file per task
-	all := newBinReader(data)
-	for len(all.d) > 0 {
-		size := all.num()
-		if all.bad || size > uint64(len(all.d)) || len(all.d)-int(size) < 4 {
+	all := binread.New(data)
+	for all.Len() > 0 {
+		size := all.Uvarint()
+		if all.Bad() || size > uint64(all.Len()) || all.Len()-int(size) < 4 {
 			return f, true // cut short
 		}
-		off := all.n0 - len(all.d)
-		payload := all.d[:size]
-		sum := binary.LittleEndian.Uint32(all.d[size:])
-		if crc32.Checksum(payload, stateCRC) != sum {
+		// The payload is read through a reader of its own over the same
+		// memory, so that its strings share it too.
+		rd := all.Sub(int(size))
+		sum := binary.LittleEndian.Uint32(all.Bytes(4))
+		if crc32.Checksum(rd.Peek(), stateCRC) != sum {
 			return f, true // damaged
 		}
-		all.d = all.d[size+4:]
 		f.records++
-		// The payload is read through a reader over the same memory, so
-		// that its strings share it too.
-		rd := &binReader{d: payload, s: all.s[off : off+int(size)], n0: int(size)}
-		kind := rd.fixed(1)[0]
-		name := rd.str()
+		kind := rd.Byte()
+		name := rd.Str()
 		switch kind {
 		case stateEntryRec:
 			if len(ents) == cap(ents) {
@@ -206,36 +204,36 @@ func decodeState(data []byte) (f stateFile, ok bool) {
 			}
 			ents = append(ents, stateEntry{})
 			e := &ents[len(ents)-1]
-			copy(e.Key[:], rd.fixed(32))
-			copy(e.Manifest[:], rd.fixed(32))
-			nf := rd.count()
+			copy(e.Key[:], rd.Bytes(32))
+			copy(e.Manifest[:], rd.Bytes(32))
+			nf := rd.Count()
 			if cap(slab)-len(slab) < nf {
 				slab = make([]hashing.FileEntry, 0, max(nf, n))
 			}
 			start := len(slab)
-			for ; nf > 0 && !rd.bad; nf-- {
-				fe := hashing.FileEntry{Path: rd.str(), Mode: uint32(rd.num())}
-				copy(fe.Digest[:], rd.fixed(32))
+			for ; nf > 0 && !rd.Bad(); nf-- {
+				fe := hashing.FileEntry{Path: rd.Str(), Mode: uint32(rd.Uvarint())}
+				copy(fe.Digest[:], rd.Bytes(32))
 				slab = append(slab, fe)
 			}
 			e.Files = slab[start:len(slab):len(slab)]
-			if flag := rd.fixed(1); flag[0] == 1 {
+			if rd.Byte() == 1 {
 				e.HasOut = true
-				e.Stdout = []byte(rd.str())
+				e.Stdout = []byte(rd.Str())
 			}
-			if rd.done() {
+			if rd.Done() {
 				f.Tasks[name] = e
 			}
 		case stateForgetRec:
-			if rd.done() {
+			if rd.Done() {
 				delete(f.Tasks, name)
 			}
 		case stateDurationRec:
-			if ms := rd.num(); rd.done() {
+			if ms := rd.Uvarint(); rd.Done() {
 				f.Durations[name] = int64(ms)
 			}
 		}
-		if !rd.done() {
+		if !rd.Done() {
 			return f, true // a record this version cannot read
 		}
 	}

@@ -14,7 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
+
+	"github.com/rustypipe/rustypipe/internal/binread"
 )
 
 // racyWindow is how close to "now" an mtime may be before the memo stops
@@ -52,8 +53,8 @@ const (
 	memoVersion = 1
 )
 
-// memoMaxPath bounds a path read from a memo file, so that a corrupt length
-// cannot allocate gigabytes.
+// memoMaxPath bounds a path read from a memo file: a longer one means the
+// file is not what it seems.
 const memoMaxPath = 1 << 16
 
 // smallReadBufSize is the read size for files no larger than it: most
@@ -447,79 +448,40 @@ func decodeMemo(data []byte) (entries map[string]*memoEntry, ok bool) {
 	if d := DigestBytes(body); !bytes.Equal(d[:], sum) {
 		return nil, false
 	}
-	r := memoReader{b: body[len(memoMagic):]}
-	if r.uvarint() != memoVersion {
+	r := binread.New(body[len(memoMagic):])
+	if r.Uvarint() != memoVersion {
 		return nil, false
 	}
-	count := r.uvarint()
-	if r.bad || count > uint64(len(r.b)) { // an entry takes more than one byte
+	count := r.Count() // an entry takes more than one byte
+	if r.Bad() {
 		return nil, false
 	}
 	entries = make(map[string]*memoEntry, count)
 	slab := make([]memoEntry, count) // one allocation, not one per entry
 	for i := range slab {
-		n := r.uvarint()
-		if n > memoMaxPath {
+		p := r.Str() // shares data (see above)
+		if len(p) > memoMaxPath {
 			return nil, false
 		}
-		pb := r.bytes(int(n))
-		p := unsafe.String(unsafe.SliceData(pb), len(pb)) // shares data (see above)
 		e := &slab[i]
-		e.st.size = r.varint()
-		e.st.mtimeNs = r.varint()
-		e.st.ctimeNs = r.varint()
-		e.st.ino = r.uvarint()
-		e.st.dev = r.uvarint()
-		mode := r.uvarint()
-		copy(e.digest[:], r.bytes(Size))
-		e.usedAt = r.varint()
-		if r.bad || mode > 1<<32-1 {
+		e.st.size = r.Varint()
+		e.st.mtimeNs = r.Varint()
+		e.st.ctimeNs = r.Varint()
+		e.st.ino = r.Uvarint()
+		e.st.dev = r.Uvarint()
+		mode := r.Uvarint()
+		copy(e.digest[:], r.Bytes(Size))
+		e.usedAt = r.Varint()
+		if r.Bad() || mode > 1<<32-1 {
 			return nil, false
 		}
 		e.st.mode = uint32(mode)
 		entries[p] = e
 	}
-	if r.bad || len(r.b) != 0 {
+	if !r.Done() {
 		return nil, false
 	}
 	return entries, true
-}
-
-// memoReader reads from b; after the first short read it returns zeros and
-// sets bad.
-type memoReader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *memoReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.bad, r.b = true, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *memoReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.bad, r.b = true, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *memoReader) bytes(n int) []byte {
-	if n > len(r.b) {
-		r.bad, r.b = true, nil
-		return make([]byte, n)
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
 }
 
 // cleanRel checks that rel is a relative "/"-separated path inside its root

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/rustypipe/rustypipe/internal/binread"
 )
 
 // The memo codec writes a parsed Pipeline in a compact binary form that
@@ -85,106 +87,54 @@ func (w *memoWriter) pos(p Pos, file string) {
 	w.int(int64(p.Col))
 }
 
-// memoReader reads from one string, so that the decoded strings are
-// substrings of it: one allocation instead of one per string.
-type memoReader struct {
-	s   string
-	err error
-}
+// memoReader reads what memoWriter wrote. Decoded strings share the
+// memo's buffer: one allocation instead of one per string.
+type memoReader struct{ *binread.Reader }
 
-func (r *memoReader) uvarint() uint64 {
-	var v uint64
-	for i := 0; i < len(r.s) && i < binary.MaxVarintLen64; i++ {
-		c := r.s[i]
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			r.s = r.s[i+1:]
-			return v
-		}
-	}
-	r.fail()
-	return 0
-}
-
-func (r *memoReader) int() int64 {
-	u := r.uvarint()
-	v := int64(u >> 1)
-	if u&1 != 0 {
-		v = ^v
-	}
-	return v
-}
-
-func (r *memoReader) fail() {
-	if r.err == nil {
-		r.err = errMemoShort
-	}
-	r.s = ""
-}
-
-func (r *memoReader) str() string {
-	n := r.uvarint()
-	if n > uint64(len(r.s)) {
-		r.fail()
-		return ""
-	}
-	v := r.s[:n]
-	r.s = r.s[n:]
-	return v
-}
-
-func (r *memoReader) bool() bool {
-	if len(r.s) == 0 {
-		r.fail()
-		return false
-	}
-	v := r.s[0] != 0
-	r.s = r.s[1:]
-	return v
-}
+func (r memoReader) bool() bool { return r.Byte() != 0 }
 
 // count reads a slice or map length: -1 for nil.
-func (r *memoReader) count() int {
-	n := r.uvarint()
-	if n > uint64(len(r.s))+1 { // every element takes at least a byte
-		r.fail()
+func (r memoReader) count() int {
+	n := r.Uvarint()
+	if n > uint64(r.Len())+1 { // every element takes at least a byte
+		r.Fail()
 		return -1
 	}
 	return int(n) - 1
 }
 
-func (r *memoReader) strs() []string {
+func (r memoReader) strs() []string {
 	n := r.count()
 	if n < 0 {
 		return nil
 	}
 	s := make([]string, n)
 	for i := range s {
-		s[i] = r.str()
+		s[i] = r.Str()
 	}
 	return s
 }
 
-func (r *memoReader) strMap() map[string]string {
+func (r memoReader) strMap() map[string]string {
 	n := r.count()
 	if n < 0 {
 		return nil
 	}
 	m := make(map[string]string, n)
 	for range n {
-		k := r.str()
-		m[k] = r.str()
+		k := r.Str()
+		m[k] = r.Str()
 	}
 	return m
 }
 
-func (r *memoReader) pos(file string) Pos {
+func (r memoReader) pos(file string) Pos {
 	p := Pos{File: file}
 	if !r.bool() {
-		p.File = r.str()
+		p.File = r.Str()
 	}
-	p.Line = int(r.int())
-	p.Col = int(r.int())
+	p.Line = int(r.Varint())
+	p.Col = int(r.Varint())
 	return p
 }
 
@@ -260,79 +210,79 @@ func encodeMemoPipeline(p *Pipeline) ([]byte, error) {
 
 // decodeMemoPipeline decodes what encodeMemoPipeline wrote.
 func decodeMemoPipeline(b []byte) (*Pipeline, error) {
-	r := &memoReader{s: string(b)}
+	r := memoReader{binread.New(b)}
 	p := &Pipeline{
-		File:        r.str(),
-		Name:        r.str(),
-		Description: r.str(),
-		Concurrency: int(r.int()),
+		File:        r.Str(),
+		Name:        r.Str(),
+		Description: r.Str(),
+		Concurrency: int(r.Varint()),
 		StopOnFail:  r.bool(),
 		Env:         r.strMap(),
 		Vars:        r.strMap(),
-		Shell:       r.str(),
-		Dir:         r.str(),
+		Shell:       r.Str(),
+		Dir:         r.Str(),
 	}
 	if n := r.count(); n >= 0 {
 		p.Backends = make(map[string]*BackendConfig, n)
 		for range n {
-			name := r.str()
+			name := r.Str()
 			if !r.bool() {
 				p.Backends[name] = nil
 				continue
 			}
-			b := &BackendConfig{Name: r.str(), Type: r.str()}
+			b := &BackendConfig{Name: r.Str(), Type: r.Str()}
 			opts, _ := r.value().(map[string]any)
 			b.Options = opts
 			b.Pos = r.pos(p.File)
 			p.Backends[name] = b
 		}
 	}
-	n := r.uvarint()
-	if n > uint64(len(r.s)) {
+	n := r.Uvarint()
+	if n > uint64(r.Len()) {
 		return nil, errMemoShort
 	}
 	tasks := make([]Task, n) // one allocation for all tasks
 	p.Tasks = make([]*Task, n)
 	for i := range tasks {
 		t := &tasks[i]
-		t.Name = r.str()
-		t.Run = r.str()
+		t.Name = r.Str()
+		t.Run = r.Str()
 		t.DependsOn = r.strs()
-		t.Retries = int(r.int())
-		t.Timeout = time.Duration(r.int())
-		t.Backend = r.str()
-		t.CacheKey = r.str()
+		t.Retries = int(r.Varint())
+		t.Timeout = time.Duration(r.Varint())
+		t.Backend = r.Str()
+		t.CacheKey = r.Str()
 		t.ContinueOnFail = r.bool()
 		t.Env = r.strMap()
 		t.Vars = r.strMap()
-		t.Shell = r.str()
-		t.Dir = r.str()
+		t.Shell = r.Str()
+		t.Dir = r.Str()
 		t.Inputs = r.strs()
 		t.Outputs = r.strs()
-		t.Description = r.str()
+		t.Description = r.Str()
 		if r.bool() {
 			rt := &Retry{
-				Attempts: int(r.int()),
-				Delay:    time.Duration(r.int()),
-				Backoff:  math.Float64frombits(r.uvarint()),
-				MaxDelay: time.Duration(r.int()),
+				Attempts: int(r.Varint()),
+				Delay:    time.Duration(r.Varint()),
+				Backoff:  math.Float64frombits(r.Uvarint()),
+				MaxDelay: time.Duration(r.Varint()),
 			}
 			if c := r.count(); c >= 0 {
 				rt.OnExitCodes = make([]int, c)
 				for j := range rt.OnExitCodes {
-					rt.OnExitCodes[j] = int(r.int())
+					rt.OnExitCodes[j] = int(r.Varint())
 				}
 			}
 			t.Retry = rt
 		}
-		t.Image = r.str()
+		t.Image = r.Str()
 		t.Pos = r.pos(p.File)
 		p.Tasks[i] = t
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Bad() {
+		return nil, errMemoShort
 	}
-	if len(r.s) != 0 {
+	if r.Len() != 0 {
 		return nil, errors.New("pipeline memo: trailing bytes")
 	}
 	return p, nil
@@ -400,22 +350,16 @@ func (w *memoWriter) value(v any) error {
 }
 
 // value reads what memoWriter.value wrote.
-func (r *memoReader) value() any {
-	if len(r.s) == 0 {
-		r.fail()
-		return nil
-	}
-	tag := r.s[0]
-	r.s = r.s[1:]
-	switch tag {
+func (r memoReader) value() any {
+	switch tag := r.Byte(); tag {
 	case tagNil:
 		return nil
 	case tagString:
-		return r.str()
+		return r.Str()
 	case tagInt:
-		return int(r.int())
+		return int(r.Varint())
 	case tagFloat:
-		return math.Float64frombits(r.uvarint())
+		return math.Float64frombits(r.Uvarint())
 	case tagBool:
 		return r.bool()
 	case tagNilList:
@@ -423,9 +367,9 @@ func (r *memoReader) value() any {
 	case tagNilMap:
 		return map[string]any(nil)
 	case tagList:
-		n := r.uvarint()
-		if n > uint64(len(r.s)) {
-			r.fail()
+		n := r.Uvarint()
+		if n > uint64(r.Len()) {
+			r.Fail()
 			return nil
 		}
 		l := make([]any, n)
@@ -434,18 +378,18 @@ func (r *memoReader) value() any {
 		}
 		return l
 	case tagMap:
-		n := r.uvarint()
-		if n > uint64(len(r.s)) {
-			r.fail()
+		n := r.Uvarint()
+		if n > uint64(r.Len()) {
+			r.Fail()
 			return nil
 		}
 		m := make(map[string]any, n)
 		for range n {
-			k := r.str()
+			k := r.Str()
 			m[k] = r.value()
 		}
 		return m
 	}
-	r.fail()
+	r.Fail()
 	return nil
 }
