@@ -12,7 +12,6 @@ import (
 
 	"github.com/rustypipe/rustypipe/exec"
 	"github.com/rustypipe/rustypipe/exec/local"
-	"github.com/rustypipe/rustypipe/pipeline"
 )
 
 // BenchmarkNoop1000 measures a fully cached build of bench/'s workload
@@ -20,29 +19,20 @@ import (
 // process: everything a no-op `rustypipe build` does after loading the
 // pipeline.
 func BenchmarkNoop1000(b *testing.B) {
-	dir := b.TempDir()
 	var y strings.Builder
 	y.WriteString("name: bench\ntasks:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&y, "  - name: t%d\n    run: mkdir -p out && echo %d > out/%d.txt\n    inputs: [in/%d.txt]\n    outputs: [out/%d.txt]\n", i, i, i, i, i)
+	}
+	pl := planFor(b, y.String())
+	dir := pl.Workspace
 	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
 		b.Fatal(err)
 	}
 	for i := range 1000 {
-		fmt.Fprintf(&y, "  - name: t%d\n    run: mkdir -p out && echo %d > out/%d.txt\n    inputs: [in/%d.txt]\n    outputs: [out/%d.txt]\n", i, i, i, i, i)
 		if err := os.WriteFile(filepath.Join(dir, "in", fmt.Sprintf("%d.txt", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
 			b.Fatal(err)
 		}
-	}
-	file := filepath.Join(dir, "rustypipe.yaml")
-	if err := os.WriteFile(file, []byte(y.String()), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	p, err := pipeline.Load(file)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pl, err := NewPlan(p, nil)
-	if err != nil {
-		b.Fatal(err)
 	}
 	run := func() *Summary {
 		sum, err := Run(context.Background(), pl, Options{

@@ -34,7 +34,7 @@ func (f *flakyBackend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, err
 
 func (f *flakyBackend) Close() error { return nil }
 
-func planFor(t *testing.T, yaml string) *Plan {
+func planFor(t testing.TB, yaml string) *Plan {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "rustypipe.yaml")
