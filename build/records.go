@@ -491,26 +491,6 @@ func renderLog(r *TaskRecord) string {
 	return b.String()
 }
 
-func writeJSON(path string, v any) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("build: encode %s: %w", filepath.Base(path), err)
-	}
-	return writeFileAtomic(path, buf.Bytes())
-}
-
-// writeJSONCompact is writeJSON without indentation, for run.json, which
-// lists every task and is written by every build, no-op builds included.
-func writeJSONCompact(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("build: encode %s: %w", filepath.Base(path), err)
-	}
-	return writeFileAtomic(path, append(data, '\n'))
-}
-
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
