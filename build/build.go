@@ -340,6 +340,9 @@ type builder struct {
 	partial *NoopPartial  // the no-op record's partial result, when it applies (noop.go)
 	clean   []*noopTask   // per task id: up to date by the no-op record
 
+	envOnce sync.Once
+	env     []string // baseEnv
+
 	outMu   sync.Mutex
 	outputs []*taskOutput // per task id: finished tasks' outputs, for templates and keys
 }

@@ -258,36 +258,82 @@ func (b *builder) render(id int) (string, []string, error) {
 
 // taskEnv is the complete environment of a task: the inherited process
 // environment, then the pipeline's env, then the task's, then rustypipe's own
-// variables and the template values.
+// variables and the template values; sorted.
+//
+// The part that is the same for every task is built once (baseEnv); a task
+// adds only its own variables to it.
 func (b *builder) taskEnv(t *pipeline.Task, refEnv []string) []string {
-	m := map[string]string{}
-	for _, kv := range b.opts.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok && !strings.HasPrefix(k, "RUSTYPIPE_REF_") {
-			m[k] = v
+	base := b.baseEnv()
+	own := make([]string, 0, len(t.Env)+1+len(refEnv))
+	set := make(map[string]int, cap(own)) // name → index in own, until sorted
+	add := func(k, v string) {
+		kv := k + "=" + v
+		if i, ok := set[k]; ok {
+			own[i] = kv
+			return
 		}
-	}
-	for k, v := range b.plan.Pipeline.Env {
-		m[k] = v
+		set[k] = len(own)
+		own = append(own, kv)
 	}
 	for k, v := range t.Env {
-		m[k] = v
-	}
-	m["RUSTYPIPE_TASK"] = t.Name
-	m["RUSTYPIPE_RUN_ID"] = b.opts.RunID
-	m["RUSTYPIPE_WORKSPACE"] = b.plan.Workspace
-	for _, kv := range refEnv {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
+		if k != "RUSTYPIPE_RUN_ID" && k != "RUSTYPIPE_WORKSPACE" { // rustypipe's win, as in baseEnv
+			add(k, v)
 		}
 	}
-	env := make([]string, 0, len(m))
-	for k, v := range m {
-		env = append(env, k+"="+v)
+	add("RUSTYPIPE_TASK", t.Name)
+	for _, kv := range refEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			add(k, v)
+		}
 	}
-	sort.Strings(env)
-	return env
+	sort.Strings(own)
+	// Merge the two sorted lists, leaving out base entries the task sets.
+	env := make([]string, 0, len(base)+len(own))
+	i := 0
+	for _, kv := range base {
+		if k, _, _ := strings.Cut(kv, "="); isSet(set, k) {
+			continue
+		}
+		for i < len(own) && own[i] < kv {
+			env = append(env, own[i])
+			i++
+		}
+		env = append(env, kv)
+	}
+	return append(env, own[i:]...)
 }
 
+func isSet(set map[string]int, k string) bool {
+	_, ok := set[k]
+	return ok
+}
+
+// baseEnv returns, sorted, the environment every task starts from: the
+// inherited one without RUSTYPIPE_REF_ variables, the pipeline's env, and
+// rustypipe's variables that are the same for every task of the build.
+func (b *builder) baseEnv() []string {
+	b.envOnce.Do(func() {
+		m := map[string]string{}
+		for _, kv := range b.opts.Env {
+			if k, v, ok := strings.Cut(kv, "="); ok && !strings.HasPrefix(k, "RUSTYPIPE_REF_") {
+				m[k] = v
+			}
+		}
+		for k, v := range b.plan.Pipeline.Env {
+			m[k] = v
+		}
+		m["RUSTYPIPE_RUN_ID"] = b.opts.RunID
+		m["RUSTYPIPE_WORKSPACE"] = b.plan.Workspace
+		delete(m, "RUSTYPIPE_TASK")
+		env := make([]string, 0, len(m))
+		for k, v := range m {
+			env = append(env, k+"="+v)
+		}
+		sort.Strings(env)
+		b.env = env
+	})
+	return b.env
+}
 func lookupEnv(env []string, name string) (string, bool) {
 	for i := len(env) - 1; i >= 0; i-- {
 		if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
