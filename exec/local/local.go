@@ -79,6 +79,9 @@ func (b *Backend) Run(ctx context.Context, s *exec.Spec) (*exec.Result, error) {
 		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: "create output pipes", Err: err}
 	}
 	cmd.Stdout, cmd.Stderr = out.childStdout, out.childStderr
+	if null := devNull(); null != nil {
+		cmd.Stdin = null
+	}
 	if err := cmd.Start(); err != nil {
 		out.abort()
 		return nil, &exec.StartError{Backend: "local", Task: s.Task, Msg: "start shell", Err: err}
@@ -202,6 +205,17 @@ func command(s *exec.Spec) (*osexec.Cmd, error) {
 	prepare(cmd, name, s.Script)
 	return cmd, nil
 }
+
+// devNull is the null device, opened once for reading and given to every
+// task as its standard input; os/exec would open it again for each task.
+// Nil if it cannot be opened, and then os/exec opens it and reports why.
+var devNull = sync.OnceValue(func() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil
+	}
+	return f
+})
 
 // shellPaths caches the executable of each shell by name and PATH: looking
 // the shell up for every task (a stat per PATH entry) was a tenth of a cold

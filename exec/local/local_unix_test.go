@@ -267,3 +267,21 @@ func TestOutputMemoryBounded(t *testing.T) {
 	}
 	t.Logf("heap in use peaked at %.1f MiB", float64(w.peakHeap)/(1<<20))
 }
+
+// TestStdinIsEmpty checks that every task reads end-of-file on its standard
+// input, which tasks share (one null device, opened once): one task must not
+// close or move it for the next.
+func TestStdinIsEmpty(t *testing.T) {
+	b := local.New()
+	ws := t.TempDir()
+	for i := range 3 {
+		s := spec(t, ws, `if IFS= read -r x; then echo "read $x"; else echo eof; fi; exec 0<&-`)
+		res, err := b.Run(context.Background(), s)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("run %d: %+v, %v; stderr %q", i, res, err, s.Stderr)
+		}
+		if got := s.Stdout.(*strings.Builder).String(); got != "eof\n" {
+			t.Errorf("run %d: stdout = %q, want %q", i, got, "eof\n")
+		}
+	}
+}
