@@ -444,9 +444,10 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdout, stde
 		warn(fmt.Errorf("declared outputs %v matched no files", t.Outputs))
 	}
 	m := hashing.Manifest{Stdout: stdout.digest(), Files: files}
-	out.meta = &outputMeta{manifest: m.Digest()}
+	manifest := m.Digest()
+	out.meta = &outputMeta{manifest: manifest}
 	if small, ok := stdout.small(); ok {
-		c.state.put(t.Name, &stateEntry{Key: k.key, Manifest: m.Digest(), Files: files, Stdout: small, HasOut: true})
+		c.state.put(t.Name, &stateEntry{Key: k.key, Manifest: manifest, Files: files, Stdout: small, HasOut: true})
 	}
 	if !c.opts.writes() {
 		return out, nil
