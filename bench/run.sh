@@ -4,11 +4,19 @@
 # cold build, a fully cached no-op build, and a build after changing one leaf
 # input. Workload: N independent tasks (default 1000), each with one input
 # and one output file, run with 2 jobs.
-# Usage: bench/run.sh [N] [RUNS]
+#
+# A shared machine's speed drifts within seconds, and hyperfine runs all of
+# one command's runs before the next command's. So each workload is timed
+# in ROUNDS rounds (default 5) of RUNS/ROUNDS runs per tool, the tools'
+# order alternating from round to round: every tool sees the same moments
+# of the machine. The table gives the medians over all rounds, their ratio,
+# and the lowest and highest of the rounds' own ratios.
+# Usage: [ROUNDS=5] bench/run.sh [N] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 RUNS=${2:-10}
+ROUNDS=${ROUNDS:-5}
 for tool in make ninja hyperfine; do
   command -v $tool >/dev/null || { echo "bench: installing $tool"; apt-get install -y -qq make ninja-build hyperfine >/dev/null; break; }
 done
@@ -23,31 +31,52 @@ cd "$W"
 # -N: no shell between hyperfine and the commands, whose startup would add
 # the same constant to every tool and flatten the ratios.
 json() { hyperfine -N --style none --export-json "$W/$1.json" "${@:2}" >/dev/null 2>&1; }
-median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.1f" % (x["median"]*1000) for x in r))' "$W/$1.json"; }
+RP_CMD="$RP build -j 2 -o plain" MAKE_CMD="make -rR -j 2 -s" NINJA_CMD="ninja -j 2 --quiet"
+# rounds NAME TOTAL_RUNS [hyperfine options]: TOTAL_RUNS runs per tool in
+# ROUNDS rounds, into NAME.1.json, NAME.2.json, ...
+rounds() {
+  local name=$1 per=$(( ($2 + ROUNDS - 1) / ROUNDS )) r
+  shift 2
+  for r in $(seq "$ROUNDS"); do
+    if (( r % 2 )); then
+      json "$name.$r" --runs "$per" "$@" "$RP_CMD" "$MAKE_CMD" "$NINJA_CMD"
+    else
+      json "$name.$r" --runs "$per" "$@" "$NINJA_CMD" "$MAKE_CMD" "$RP_CMD"
+    fi
+  done
+}
 
 clean='rm -rf out .rustypipe cache .ninja_log .ninja_deps'
 # Cold: no outputs, no cache, no logs.
-json cold --runs "$RUNS" --prepare "$clean" \
-  "$RP build -j 2 -o plain" "make -rR -j 2 -s" "ninja -j 2 --quiet"
+rounds cold "$RUNS" --prepare "$clean"
 # No-op: everything built. Files written less than two seconds ago cannot be
 # trusted by their stat data (racy timestamps, as in git): rustypipe then
 # re-checks them by content, and writes no no-op record. A dev loop's no-op
 # build comes later than that, so the workspace is left to age first; the
-# racy case is measured too, as noop-racy.
-$RP build -j 2 -o plain >/dev/null; make -rR -j 2 -s; ninja -j 2 --quiet >/dev/null
-json noop-racy --runs "$((RUNS*3))" --warmup 3 \
-  "$RP build -j 2 -o plain" "make -rR -j 2 -s" "ninja -j 2 --quiet"
+# racy case is measured too, as noop-racy, in one round (it must fit in the
+# two seconds).
+$RP_CMD >/dev/null; $MAKE_CMD; $NINJA_CMD >/dev/null
+json noop-racy.1 --runs "$((RUNS*3))" --warmup 3 "$RP_CMD" "$MAKE_CMD" "$NINJA_CMD"
 sleep 3
-$RP build -j 2 -o plain >/dev/null
-json noop --runs "$((RUNS*3))" --warmup 3 \
-  "$RP build -j 2 -o plain" "make -rR -j 2 -s" "ninja -j 2 --quiet"
+$RP_CMD >/dev/null
+rounds noop "$((RUNS*3))" --warmup 3
 # One leaf changed: edit one input before each run (through sh: with -N
 # hyperfine runs --prepare without a shell too).
-json leaf --runs "$((RUNS*3))" --prepare "sh -c 'date +%N >> in/7.txt'" \
-  "$RP build -j 2 -o plain" "make -rR -j 2 -s" "ninja -j 2 --quiet"
+rounds leaf "$((RUNS*3))" --prepare "sh -c 'date +%N >> in/7.txt'"
 
-printf '%-10s %12s %12s %12s %10s\n' workload rustypipe_ms make_ms ninja_ms rp/ninja
-for w in cold noop-racy noop leaf; do
-  read -r rp mk nj <<<"$(median $w)"
-  printf '%-10s %12s %12s %12s %10s\n' "$w" "$rp" "$mk" "$nj" "$(python3 -c "print('%.2f' % ($rp/$nj))")"
-done
+python3 - "$W" "$RP_CMD" "$MAKE_CMD" "$NINJA_CMD" <<'PY'
+import glob, json, statistics, sys
+w, cmds = sys.argv[1], sys.argv[2:]
+print("%-10s %12s %12s %12s %9s %13s" % ("workload", "rustypipe_ms", "make_ms", "ninja_ms", "rp/ninja", "rounds' range"))
+for name in ["cold", "noop-racy", "noop", "leaf"]:
+    times = {c: [] for c in cmds}
+    ratios = []
+    for f in sorted(glob.glob("%s/%s.*.json" % (w, name))):
+        res = {r["command"]: r["times"] for r in json.load(open(f))["results"]}
+        for c in cmds:
+            times[c] += res[c]
+        ratios.append(statistics.median(res[cmds[0]]) / statistics.median(res[cmds[2]]))
+    med = [statistics.median(times[c]) * 1000 for c in cmds]
+    rng = "%.2f-%.2f" % (min(ratios), max(ratios)) if len(ratios) > 1 else "-"
+    print("%-10s %12.1f %12.1f %12.1f %9.2f %13s" % (name, *med, med[0] / med[2], rng))
+PY
