@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
+
+	"github.com/zeebo/blake3"
 )
 
 // benchStore returns a directory holding a small cache: 100 actions, each
@@ -191,6 +194,34 @@ func BenchmarkLookupSession(b *testing.B) {
 			b.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkJournalLine encodes the journal line of a typical small task:
+// one output file, stdout inline, a key preimage of ten records.
+func BenchmarkJournalLine(b *testing.B) {
+	var pre strings.Builder
+	pre.WriteString(`{"records":[`)
+	for i := range 10 {
+		if i > 0 {
+			pre.WriteByte(',')
+		}
+		fmt.Fprintf(&pre, `{"label":"input","name":"in/%d.txt","value":"0644 %064x"}`, i, i)
+	}
+	pre.WriteString(`]}`)
+	out := []byte("7\n")
+	a := &ActionResult{Task: "t7", Preimage: []byte(pre.String()),
+		Stdout: BlobRef{Digest: blake3.Sum256(out), Size: 2},
+		Files:  []OutputFile{{Path: "out/7.txt", Mode: 0o644, Digest: blake3.Sum256(out), Size: 2}}}
+	rec, err := encodeAction(a)
+	if err != nil {
+		b.Fatal(err)
+	}
+	blobs := map[[32]byte][]byte{blake3.Sum256(out): out}
+	for b.Loop() {
+		if _, err := journalLineFor(a.Key, rec, blobs); err != nil {
 			b.Fatal(err)
 		}
 	}

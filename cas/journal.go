@@ -3,6 +3,7 @@ package cas
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -216,23 +217,19 @@ func (j *journal) keys() [][32]byte {
 	return keys
 }
 
-// journalLineFor encodes one journal line (with its leading newline).
+// journalLineFor encodes one journal line (with its leading newline). rec
+// is an action record as encodeAction returns it, compact JSON.
 func journalLineFor(key [32]byte, rec []byte, blobs map[[32]byte][]byte) ([]byte, error) {
 	digests := make([][32]byte, 0, len(blobs))
 	for d := range blobs {
 		digests = append(digests, d)
 	}
 	slices.SortFunc(digests, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-	e := journalEntry{R: rec}
 	hexes := make([]string, len(digests))
 	for i, d := range digests {
 		hexes[i] = hexKey(d)
-		e.B = append(e.B, blobs[d])
 	}
-	body, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
-	}
+	body := appendJournalEntry(nil, rec, digests, blobs)
 	list := strings.Join(hexes, ",")
 	if list == "" {
 		list = "-"
@@ -245,6 +242,28 @@ func journalLineFor(key [32]byte, rec []byte, blobs map[[32]byte][]byte) ([]byte
 	b.Write(rest)
 	b.WriteByte('\n')
 	return b.Bytes(), nil
+}
+
+// appendJournalEntry appends the JSON of journalEntry{R: rec, B: the blobs
+// in digests' order}, byte for byte what encoding/json gives for a compact
+// rec, without json.Marshal scanning rec again (rec holds the whole key
+// preimage: that scan was most of a journal put's encoding).
+func appendJournalEntry(dst, rec []byte, digests [][32]byte, blobs map[[32]byte][]byte) []byte {
+	dst = append(dst, `{"r":`...)
+	dst = append(dst, rec...)
+	if len(digests) > 0 {
+		dst = append(dst, `,"b":[`...)
+		for i, d := range digests {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = base64.StdEncoding.AppendEncode(dst, blobs[d])
+			dst = append(dst, '"')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
 }
 
 // appendJournal writes line to the journal in one write, refusing with

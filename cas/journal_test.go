@@ -3,6 +3,7 @@ package cas
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -201,6 +202,41 @@ func TestConcurrentLookupStoresAppend(t *testing.T) {
 			if b, err := readBlob(w, a.Stdout.Digest); err != nil || string(b) != name {
 				t.Fatalf("%s: stdout %q, %v", name, b, err)
 			}
+		}
+	}
+}
+
+// TestJournalEntryEncoding checks the hand-built journal entry against
+// encoding/json's, byte for byte, for records whose strings need escaping
+// and for zero to three blobs.
+func TestJournalEntryEncoding(t *testing.T) {
+	for i, task := range []string{"plain", `quote " back\ slash`, "<html> & \u2028 \x01 ünï", ""} {
+		a := &ActionResult{
+			Task:     task,
+			Preimage: []byte(`{"records":[{"label":"cmd","value":"echo \u003cx\u003e \u0026"}]}`),
+			Files:    []OutputFile{{Path: "out/" + task, Mode: 0o644, Digest: [32]byte{byte(i)}, Size: 3}},
+		}
+		rec, err := encodeAction(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs := map[[32]byte][]byte{}
+		var digests [][32]byte
+		for j := range i {
+			d := [32]byte{byte(j), 1}
+			blobs[d] = bytes.Repeat([]byte{byte(j), 0xff, '"'}, j+1)
+			digests = append(digests, d)
+		}
+		e := journalEntry{R: rec}
+		for _, d := range digests {
+			e.B = append(e.B, blobs[d])
+		}
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJournalEntry(nil, rec, digests, blobs); !bytes.Equal(got, want) {
+			t.Errorf("task %q, %d blobs:\n got %s\nwant %s", task, i, got, want)
 		}
 	}
 }
