@@ -11,33 +11,28 @@ import (
 	"github.com/rustypipe/rustypipe/pipeline"
 )
 
-// referenceTaskEnv is taskEnv's contract written the plain way: one map,
-// filled in order of precedence, sorted.
+// referenceTaskEnv is taskEnv's contract written the plain way: layers of
+// NAME=value lists applied in order of precedence to one map, then sorted.
 func referenceTaskEnv(b *builder, t *pipeline.Task, refEnv []string) []string {
+	pairs := func(m map[string]string) (l []string) {
+		for k, v := range m {
+			l = append(l, k+"="+v)
+		}
+		return l
+	}
+	inherited := slices.DeleteFunc(slices.Clone(b.opts.Env), func(kv string) bool {
+		return strings.HasPrefix(kv, "RUSTYPIPE_REF_")
+	})
+	own := []string{"RUSTYPIPE_TASK=" + t.Name, "RUSTYPIPE_RUN_ID=" + b.opts.RunID, "RUSTYPIPE_WORKSPACE=" + b.plan.Workspace}
 	m := map[string]string{}
-	for _, kv := range b.opts.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok && !strings.HasPrefix(k, "RUSTYPIPE_REF_") {
-			m[k] = v
+	for _, layer := range [][]string{inherited, pairs(b.plan.Pipeline.Env), pairs(t.Env), own, refEnv} {
+		for _, kv := range layer {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				m[k] = v
+			}
 		}
 	}
-	for k, v := range b.plan.Pipeline.Env {
-		m[k] = v
-	}
-	for k, v := range t.Env {
-		m[k] = v
-	}
-	m["RUSTYPIPE_TASK"] = t.Name
-	m["RUSTYPIPE_RUN_ID"] = b.opts.RunID
-	m["RUSTYPIPE_WORKSPACE"] = b.plan.Workspace
-	for _, kv := range refEnv {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	env := make([]string, 0, len(m))
-	for k, v := range m {
-		env = append(env, k+"="+v)
-	}
+	env := pairs(m)
 	sort.Strings(env)
 	return env
 }
