@@ -345,15 +345,26 @@ func (o *outputs) start() {
 	}
 }
 
+// copyBufs holds the streams' copy buffers. io.Copy from an *os.File
+// allocates a fresh 32 KiB buffer for every stream: 64 KiB of garbage per
+// task, most of a cold build's garbage collections.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// onlyReader hides the pipe's WriteTo, so that io.CopyBuffer uses the
+// buffer it is given.
+type onlyReader struct{ io.Reader }
+
 func (st *stream) copy() {
 	defer close(st.done)
-	_, _ = io.Copy(writerFunc(func(p []byte) (int, error) {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	_, _ = io.CopyBuffer(writerFunc(func(p []byte) (int, error) {
 		n, err := st.dst.Write(p)
 		if err != nil && st.werr == nil {
 			st.werr = fmt.Errorf("write %s: %w", st.name, err)
 		}
 		return n, err
-	}), st.r)
+	}), onlyReader{st.r}, *buf)
 	// A task that keeps writing after its writer failed gets EPIPE, not a
 	// full pipe to block on forever.
 	st.r.Close()
