@@ -17,29 +17,33 @@ const captureMem = 64 << 10
 // capture records one stream of a task's final attempt (its stdout or
 // stderr) for {{ task.output }}, the cache and the run records: in memory
 // while small, in a file in the run directory beyond captureMem, so that a
-// task printing gigabytes does not grow rustypipe's memory. It digests what
-// it records as it goes. Not safe for concurrent use; os/exec writes each
+// task printing gigabytes does not grow rustypipe's memory. Content that
+// spills is digested as it goes; content held in memory is digested when
+// asked (a streaming Digester holds 8 KiB of buffer, and most streams are a
+// few bytes or empty). Not safe for concurrent use; os/exec writes each
 // stream from one goroutine.
 type capture struct {
 	path string // the spill file, created only when needed
 	buf  []byte
 	f    *os.File
-	d    *hashing.Digester
+	d    *hashing.Digester // once the content spills
 	n    int64
 	err  error
 }
 
-func newCapture(path string) *capture { return &capture{path: path, d: hashing.NewDigester()} }
+func newCapture(path string) *capture { return &capture{path: path} }
 
 func (c *capture) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	c.d.Write(p)
 	c.n += int64(len(p))
 	if c.f == nil && len(c.buf)+len(p) <= captureMem {
 		c.buf = append(c.buf, p...)
 		return len(p), nil
+	}
+	if c.d != nil {
+		c.d.Write(p)
 	}
 	if c.f == nil {
 		f, err := os.Create(c.path)
@@ -48,6 +52,9 @@ func (c *capture) Write(p []byte) (int, error) {
 			return 0, c.err
 		}
 		c.f = f
+		c.d = hashing.NewDigester()
+		c.d.Write(c.buf)
+		c.d.Write(p)
 		if _, err := f.Write(c.buf); err != nil {
 			c.err = err
 			return 0, err
@@ -68,8 +75,7 @@ func (c *capture) reset() {
 		c.f = nil
 		os.Remove(c.path)
 	}
-	c.buf, c.n, c.err = c.buf[:0], 0, nil
-	c.d.Reset()
+	c.buf, c.n, c.err, c.d = c.buf[:0], 0, nil, nil
 }
 
 // close ends recording; the capture stays readable.
@@ -82,8 +88,13 @@ func (c *capture) close() error {
 	return nil
 }
 
-func (c *capture) digest() hashing.Digest { return c.d.Sum() }
-func (c *capture) size() int64            { return c.n }
+func (c *capture) digest() hashing.Digest {
+	if c.d == nil {
+		return hashing.DigestBytes(c.buf)
+	}
+	return c.d.Sum()
+}
+func (c *capture) size() int64 { return c.n }
 
 // small returns the whole content when it is held in memory.
 func (c *capture) small() ([]byte, bool) {
