@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -507,9 +506,7 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 	if a.Stderr, err = putCapture(ctx, st, stderr); err != nil {
 		return err
 	}
-	if a.Preimage, err = json.Marshal(k.pre()); err != nil {
-		return err
-	}
+	a.Preimage = k.pre().AppendJSON(nil)
 	snap := r.Snapshot()
 	if n := len(snap.Attempts); n > 0 {
 		a.Duration = snap.Attempts[n-1].Finished.Sub(snap.Attempts[n-1].Started)

@@ -1,6 +1,7 @@
 package hashing
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"testing"
 )
@@ -63,6 +64,22 @@ func BenchmarkTaskKey(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			KeyOf(r)
+		}
+	})
+	// The preimage's JSON, stored with every task a build runs.
+	_, pre := TaskKey(r)
+	b.Run("PreimageMarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(pre); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("PreimageAppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			pre.AppendJSON(nil)
 		}
 	})
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/rustypipe/rustypipe/internal/jsonenc"
 )
 
 // KeyVersion is the salt written as the first record of every key preimage.
@@ -200,6 +202,39 @@ func (p *Preimage) sum() [Size]byte {
 func appendFramed(buf []byte, s string) []byte {
 	buf = binary.AppendUvarint(buf, uint64(len(s)))
 	return append(buf, s...)
+}
+
+// AppendJSON appends p as JSON, byte for byte what json.Marshal(p) gives,
+// without its reflection: a build stores the preimage of every task it
+// runs.
+func (p *Preimage) AppendJSON(dst []byte) []byte {
+	if dst == nil {
+		n := 16
+		for _, rec := range p.Records {
+			n += 40 + len(rec.Label) + len(rec.Name) + len(rec.Value)
+		}
+		dst = make([]byte, 0, n)
+	}
+	dst = append(dst, `{"records":`...)
+	if p.Records == nil {
+		return append(dst, "null}"...)
+	}
+	dst = append(dst, '[')
+	for i, rec := range p.Records {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"label":`...)
+		dst = jsonenc.String(dst, rec.Label)
+		if rec.Name != "" {
+			dst = append(dst, `,"name":`...)
+			dst = jsonenc.String(dst, rec.Name)
+		}
+		dst = append(dst, `,"value":`...)
+		dst = jsonenc.String(dst, rec.Value)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
 }
 
 // WriteTo writes every record of p, one per line, as

@@ -521,3 +521,24 @@ func TestManifestDigest(t *testing.T) {
 		t.Error("empty manifest digests like a full one")
 	}
 }
+
+// TestPreimageAppendJSON checks AppendJSON against json.Marshal on empty
+// and nil preimages and on records whose strings need escaping, with and
+// without names.
+func TestPreimageAppendJSON(t *testing.T) {
+	cases := []*Preimage{
+		{},
+		{Records: []Record{}},
+		{Records: []Record{{Label: LabelCommand, Value: "echo \"<hi>\" & \\\n\t\x01\u2028 \xff"}}},
+		{Records: []Record{{Label: "input", Name: "in/ä b.txt", Value: "0644 abc"}, {Label: "env", Name: "A", Value: ""}}},
+	}
+	for _, p := range cases {
+		want, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Errorf("AppendJSON:\n got %s\nwant %s", got, want)
+		}
+	}
+}
