@@ -3,6 +3,7 @@ package cas
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/rustypipe/rustypipe/internal/jsonenc"
 )
 
 // ActionResult is the stored result of one task run, found by its key.
@@ -128,6 +131,13 @@ func (h hexDigest) MarshalText() ([]byte, error) {
 	return []byte(hex.EncodeToString(h[:])), nil
 }
 
+// appendJSON appends h as a JSON string, as MarshalText makes it.
+func (h hexDigest) appendJSON(dst []byte) []byte {
+	dst = append(dst, '"')
+	dst = hex.AppendEncode(dst, h[:])
+	return append(dst, '"')
+}
+
 func (h *hexDigest) UnmarshalText(b []byte) error {
 	if len(b) != 64 {
 		return fmt.Errorf("digest %q: want 64 hex digits", b)
@@ -151,7 +161,11 @@ func (b *blobRecord) ref() BlobRef {
 }
 
 func encodeAction(a *ActionResult) ([]byte, error) {
-	r := record{
+	return newRecord(a).appendJSON(nil), nil
+}
+
+func newRecord(a *ActionResult) *record {
+	r := &record{
 		V:        recordVersion,
 		Task:     a.Task,
 		Stdout:   blobRec(a.Stdout),
@@ -169,7 +183,73 @@ func encodeAction(a *ActionResult) ([]byte, error) {
 		}
 		r.Files = append(r.Files, fr)
 	}
-	return json.Marshal(r)
+	return r
+}
+
+// appendJSON appends r as json.Marshal(r) writes it, without reflection:
+// every task a build runs stores one. TestRecordJSON holds the two equal.
+func (r *record) appendJSON(dst []byte) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, 160+len(r.Task)+base64.StdEncoding.EncodedLen(len(r.Preimage))+len(r.Files)*(110+16))
+	}
+	dst = append(dst, `{"v":`...)
+	dst = jsonenc.Int(dst, int64(r.V))
+	if r.Task != "" {
+		dst = append(dst, `,"task":`...)
+		dst = jsonenc.String(dst, r.Task)
+	}
+	blob := func(name string, b *blobRecord) {
+		if b == nil {
+			return
+		}
+		dst = append(dst, `,"`...)
+		dst = append(dst, name...)
+		dst = append(dst, `":{"d":`...)
+		dst = b.D.appendJSON(dst)
+		dst = append(dst, `,"s":`...)
+		dst = jsonenc.Int(dst, b.S)
+		dst = append(dst, '}')
+	}
+	blob("stdout", r.Stdout)
+	blob("stderr", r.Stderr)
+	if len(r.Files) > 0 {
+		dst = append(dst, `,"files":[`...)
+		for i, f := range r.Files {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"p":`...)
+			dst = jsonenc.String(dst, f.P)
+			dst = append(dst, `,"m":`...)
+			dst = jsonenc.Uint(dst, uint64(f.M))
+			if f.D != nil {
+				dst = append(dst, `,"d":`...)
+				dst = f.D.appendJSON(dst)
+			}
+			if f.S != 0 {
+				dst = append(dst, `,"s":`...)
+				dst = jsonenc.Int(dst, f.S)
+			}
+			if f.Link != "" {
+				dst = append(dst, `,"l":`...)
+				dst = jsonenc.String(dst, f.Link)
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"exit":`...)
+	dst = jsonenc.Int(dst, int64(r.Exit))
+	if len(r.Preimage) > 0 {
+		dst = append(dst, `,"preimage":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, r.Preimage)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"created":`...)
+	dst = jsonenc.Int(dst, r.Created)
+	dst = append(dst, `,"duration":`...)
+	dst = jsonenc.Int(dst, r.Duration)
+	return append(dst, '}')
 }
 
 func decodeAction(key [32]byte, val, used []byte) (*ActionResult, error) {

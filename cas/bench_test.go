@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -199,9 +200,9 @@ func BenchmarkLookupSession(b *testing.B) {
 	}
 }
 
-// BenchmarkJournalLine encodes the journal line of a typical small task:
-// one output file, stdout inline, a key preimage of ten records.
-func BenchmarkJournalLine(b *testing.B) {
+// typicalAction is a typical small task's action: one output file, stdout
+// inline, a key preimage of ten records.
+func typicalAction() *ActionResult {
 	var pre strings.Builder
 	pre.WriteString(`{"records":[`)
 	for i := range 10 {
@@ -212,9 +213,35 @@ func BenchmarkJournalLine(b *testing.B) {
 	}
 	pre.WriteString(`]}`)
 	out := []byte("7\n")
-	a := &ActionResult{Task: "t7", Preimage: []byte(pre.String()),
+	return &ActionResult{Task: "t7", Preimage: []byte(pre.String()),
 		Stdout: BlobRef{Digest: blake3.Sum256(out), Size: 2},
 		Files:  []OutputFile{{Path: "out/7.txt", Mode: 0o644, Digest: blake3.Sum256(out), Size: 2}}}
+}
+
+// BenchmarkEncodeAction encodes typicalAction's index record, by hand as
+// rustypipe does, and with encoding/json for comparison.
+func BenchmarkEncodeAction(b *testing.B) {
+	a := typicalAction()
+	b.Run("appendJSON", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := encodeAction(a); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Marshal", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := json.Marshal(newRecord(a)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkJournalLine encodes typicalAction's journal line.
+func BenchmarkJournalLine(b *testing.B) {
+	a := typicalAction()
+	out := []byte("7\n")
 	rec, err := encodeAction(a)
 	if err != nil {
 		b.Fatal(err)
