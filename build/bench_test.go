@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -66,4 +67,28 @@ func BenchmarkNoop1000(b *testing.B) {
 			b.Fatalf("counts %v, want 1000 up to date", sum.Counts)
 		}
 	}
+}
+
+// BenchmarkTaskRecordJSON encodes a finished task's tasks.jsonl record, by
+// hand as builds do, and with encoding/json for comparison.
+func BenchmarkTaskRecordJSON(b *testing.B) {
+	now := time.Now()
+	r := &TaskRecord{Name: "t7", Backend: "local", Command: "mkdir -p out && echo 7 > out/7.txt", Status: StatusSucceeded,
+		Attempts:    []*Attempt{{Number: 1, Started: now, Finished: now.Add(2 * time.Millisecond), DurationMS: 2, Status: StatusSucceeded}},
+		MaxAttempts: 1, Started: now, Finished: now.Add(3 * time.Millisecond), DurationMS: 3,
+		Key: strings.Repeat("ab", 32), Cache: "miss", HashMS: 1}
+	b.Run("appendJSON", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := r.appendJSON(nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Marshal", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := json.Marshal(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/internal/jsonenc"
 )
 
 // Status is the state of a task in a run.
@@ -110,6 +112,96 @@ func (r *TaskRecord) Snapshot() *TaskRecord {
 		BytesRestored: r.BytesRestored, HashMS: r.HashMS, CacheWarning: r.CacheWarning, file: r.file,
 	}
 	return c
+}
+
+// appendJSON appends r as json.Marshal(r) writes it, without reflection:
+// a build writes one record per task to tasks.jsonl as the task finishes.
+// TestTaskRecordJSON holds the two equal. Times json.Marshal refuses (a
+// year outside 0-9999, an offset with seconds) go through json.Marshal.
+func (r *TaskRecord) appendJSON(b []byte) ([]byte, error) {
+	if !jsonTime(r.Started) || !jsonTime(r.Finished) || slices.ContainsFunc(r.Attempts, func(a *Attempt) bool {
+		return a != nil && (!jsonTime(a.Started) || !jsonTime(a.Finished))
+	}) {
+		data, err := json.Marshal(r)
+		return append(b, data...), err
+	}
+	if b == nil {
+		b = make([]byte, 0, 384+len(r.Command)+len(r.Reason)+len(r.CacheWarning)+len(r.Attempts)*160)
+	}
+	str := func(name, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		b = append(b, name...)
+		b = jsonenc.String(b, v)
+	}
+	num := func(name string, v int64, omitEmpty bool) {
+		if omitEmpty && v == 0 {
+			return
+		}
+		b = append(b, name...)
+		b = jsonenc.Int(b, v)
+	}
+	tm := func(name string, t time.Time, omitZero bool) {
+		if omitZero && t.IsZero() {
+			return
+		}
+		b = append(b, name...)
+		b = append(b, '"')
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	str(`{"name":`, r.Name, false)
+	str(`,"description":`, r.Description, true)
+	str(`,"backend":`, r.Backend, false)
+	str(`,"command":`, r.Command, true)
+	str(`,"status":`, string(r.Status), false)
+	str(`,"reason":`, r.Reason, true)
+	num(`,"exit_code":`, int64(r.ExitCode), false)
+	b = append(b, `,"attempts":`...)
+	if r.Attempts == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, a := range r.Attempts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if a == nil {
+				b = append(b, "null"...)
+				continue
+			}
+			num(`{"attempt":`, int64(a.Number), false)
+			tm(`,"started":`, a.Started, false)
+			tm(`,"finished":`, a.Finished, false)
+			num(`,"duration_ms":`, a.DurationMS, false)
+			num(`,"exit_code":`, int64(a.ExitCode), false)
+			str(`,"signal":`, a.Signal, true)
+			str(`,"status":`, string(a.Status), false)
+			str(`,"error":`, a.Error, true)
+			num(`,"retry_delay_ms":`, a.RetryDelayMS, true)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	num(`,"max_attempts":`, int64(r.MaxAttempts), true)
+	tm(`,"started":`, r.Started, true)
+	tm(`,"finished":`, r.Finished, true)
+	num(`,"duration_ms":`, r.DurationMS, false)
+	str(`,"key":`, r.Key, true)
+	str(`,"cache":`, r.Cache, true)
+	num(`,"bytes_restored":`, r.BytesRestored, true)
+	num(`,"hash_ms":`, r.HashMS, true)
+	str(`,"cache_warning":`, r.CacheWarning, true)
+	return append(b, '}'), nil
+}
+
+// jsonTime reports whether json.Marshal writes t as RFC 3339 with
+// nanoseconds, as AppendFormat does: a year of four digits and an offset
+// of whole minutes.
+func jsonTime(t time.Time) bool {
+	_, off := t.Zone()
+	return t.Year() >= 0 && t.Year() <= 9999 && off%60 == 0
 }
 
 // NewRunID makes a sortable, unique run id such as
@@ -227,7 +319,7 @@ const tasksName = "tasks.jsonl"
 // rustypipe itself. A record cut short by a killed build is skipped when
 // read.
 func (d *runDir) writeTask(r *TaskRecord) {
-	data, err := json.Marshal(r.Snapshot())
+	data, err := r.Snapshot().appendJSON(nil)
 	if err != nil {
 		return
 	}
@@ -332,35 +424,22 @@ func (d *runDir) writeRun(s *Summary) error {
 // appendJSON appends t as encoding/json would encode it.
 func (t *TaskSummary) appendJSON(b []byte) []byte {
 	b = append(b, `{"name":`...)
-	b = appendJSONString(b, t.Name)
+	b = jsonenc.String(b, t.Name)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(t.Status))
+	b = jsonenc.String(b, string(t.Status))
 	b = append(b, `,"duration_ms":`...)
 	b = strconv.AppendInt(b, t.DurationMS, 10)
 	if t.Cache != "" {
 		b = append(b, `,"cache":`...)
-		b = appendJSONString(b, t.Cache)
+		b = jsonenc.String(b, t.Cache)
 	}
 	if t.Key != "" {
 		b = append(b, `,"key":`...)
-		b = appendJSONString(b, t.Key)
+		b = jsonenc.String(b, t.Key)
 	}
 	b = append(b, `,"file":`...)
-	b = appendJSONString(b, t.File)
+	b = jsonenc.String(b, t.File)
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string, as encoding/json writes it.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // weights are the scheduler's per-task costs: each task's duration when it

@@ -2,6 +2,7 @@ package build
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,5 +96,55 @@ func TestRunJSONMatchesEncodingJSON(t *testing.T) {
 	want, _ := json.Marshal(&rec)
 	if string(got) != string(want)+"\n" {
 		t.Errorf("run.json:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestTaskRecordJSON checks the hand-written task record encoding against
+// json.Marshal, byte for byte, on random records: every omitempty field
+// present and absent, escaped strings, nil and empty attempt lists, times
+// in several zones, zero times, and times json.Marshal refuses.
+func TestTaskRecordJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	strs := []string{"", "t7", "echo \"<hi>\" & \\\n\t\x01\u2028\xff", "hit"}
+	str := func() string { return strs[r.IntN(len(strs))] }
+	num := func() int64 { return []int64{0, 1, -1, 1 << 40}[r.IntN(4)] }
+	zones := []*time.Location{time.UTC, time.FixedZone("x", 5*3600+30*60), time.FixedZone("y", -7*3600), time.FixedZone("lmt", 17)}
+	tm := func() time.Time {
+		switch r.IntN(6) {
+		case 0:
+			return time.Time{}
+		case 1:
+			return time.Date(10000+r.IntN(5), 1, 2, 3, 4, 5, 0, time.UTC) // refused by json.Marshal
+		}
+		return time.Unix(r.Int64N(4e9), r.Int64N(1e9)/int64(1+r.IntN(1000))*int64(1+r.IntN(3))).In(zones[r.IntN(len(zones))])
+	}
+	for i := range 3000 {
+		rec := &TaskRecord{
+			Name: str(), Description: str(), Backend: str(), Command: str(), Status: Status(str()), Reason: str(),
+			ExitCode: int(num()), MaxAttempts: int(num()), Started: tm(), Finished: tm(), DurationMS: num(),
+			Key: str(), Cache: str(), BytesRestored: num(), HashMS: num(), CacheWarning: str(),
+		}
+		switch r.IntN(3) {
+		case 0: // nil
+		case 1:
+			rec.Attempts = []*Attempt{}
+		default:
+			for range 1 + r.IntN(3) {
+				var a *Attempt
+				if r.IntN(5) > 0 {
+					a = &Attempt{Number: int(num()), Started: tm(), Finished: tm(), DurationMS: num(), ExitCode: int(num()),
+						Signal: str(), Status: Status(str()), Error: str(), RetryDelay: time.Second, RetryDelayMS: num()}
+				}
+				rec.Attempts = append(rec.Attempts, a)
+			}
+		}
+		want, wantErr := json.Marshal(rec)
+		got, err := rec.appendJSON(nil)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("record %d: error %v, json.Marshal's %v", i, err, wantErr)
+		}
+		if err == nil && string(got) != string(want) {
+			t.Fatalf("record %d:\n got %s\nwant %s", i, got, want)
+		}
 	}
 }
