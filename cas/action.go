@@ -15,6 +15,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/zeebo/blake3"
 
 	"github.com/rustypipe/rustypipe/internal/jsonenc"
 )
@@ -531,13 +532,49 @@ func (s *Store) flushUsed(db *badger.DB) error {
 // unique. CreatedAt is set when zero; LastUsed is set to now. Returns
 // ErrReadOnly on a read-only store. Safe for concurrent use.
 func (s *Store) PutAction(ctx context.Context, a *ActionResult) error {
-	if err := s.putAction(ctx, a); err != nil {
+	if err := s.putAction(ctx, a, nil); err != nil {
 		return fmt.Errorf("cas: put action %s: %w", hexKey(a.Key), err)
 	}
 	return nil
 }
 
-func (s *Store) putAction(ctx context.Context, a *ActionResult) error {
+// PutActionInline is PutAction for an action that comes with the content
+// of some of the blobs it names, each at most InlineLimit bytes: those
+// blobs and the action are written together, in one index transaction
+// (one journal line for a Lookup store), instead of a transaction each.
+// Every other blob a names must be stored already, as for PutAction.
+// Content that a does not name, or that is longer than InlineLimit, is an
+// error, and nothing is written.
+func (s *Store) PutActionInline(ctx context.Context, a *ActionResult, contents [][]byte) error {
+	named := map[[32]byte]bool{}
+	for _, b := range a.Blobs() {
+		named[b.Digest] = true
+	}
+	inline := make(map[[32]byte][]byte, len(contents))
+	for _, c := range contents {
+		d := blake3.Sum256(c)
+		switch {
+		case int64(len(c)) > s.inline:
+			return fmt.Errorf("cas: put action %s: blob %s is %d bytes, over the inline limit %d", hexKey(a.Key), hexKey(d), len(c), s.inline)
+		case !named[d]:
+			return fmt.Errorf("cas: put action %s: blob %s is not named by the action", hexKey(a.Key), hexKey(d))
+		case d != EmptyBlob.Digest:
+			inline[d] = c
+		}
+	}
+	if err := s.putAction(ctx, a, inline); err != nil {
+		return fmt.Errorf("cas: put action %s: %w", hexKey(a.Key), err)
+	}
+	return nil
+}
+
+// InlineLimit is the size up to which blobs are kept in the index rather
+// than in files of their own (Options.BlobInline).
+func (s *Store) InlineLimit() int64 { return s.inline }
+
+// putAction stores a and, with it, the inline blobs given (digest →
+// content, each named by a and within the inline limit).
+func (s *Store) putAction(ctx context.Context, a *ActionResult, inline map[[32]byte][]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -561,7 +598,7 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult) error {
 	}
 	refs := a.Blobs()
 	if s.lookup {
-		return s.putJournal(a, &stored, val, refs, now)
+		return s.putJournal(a, &stored, val, refs, inline, now)
 	}
 	// Pin before checking, so that GC cannot delete a blob between the
 	// check and the write.
@@ -570,11 +607,25 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult) error {
 		s.pins[b.Digest] = struct{}{}
 	}
 	s.pinMu.Unlock()
+	var others []BlobRef // the blobs that must be stored already
+	for _, b := range refs {
+		if _, ok := inline[b.Digest]; !ok {
+			others = append(others, b)
+		}
+	}
 	return s.withDB(func(db *badger.DB) error {
-		if err := s.requireBlobs(db, refs); err != nil {
+		// Checked in a read transaction of its own: reads in the write
+		// transaction would make it conflict with concurrent puts of the
+		// same blobs.
+		if err := s.requireBlobs(db, others); err != nil {
 			return err
 		}
 		err := db.Update(func(txn *badger.Txn) error {
+			for d, data := range inline {
+				if err := txn.Set(blobKey(d), data); err != nil {
+					return err
+				}
+			}
 			if err := txn.Set(actionKey(a.Key), val); err != nil {
 				return err
 			}

@@ -63,7 +63,9 @@
 //     size, fsynced and renamed. A failed write (disk full, cancel, digest
 //     mismatch) removes its temporary file and stores nothing.
 //   - An action is written only after every blob it names is stored
-//     (PutAction checks); in the journal, an action and the inline blobs it
+//     (PutAction checks), or together with them: PutActionInline writes
+//     the small blobs it is given and the action in one index
+//     transaction, and in the journal an action and the inline blobs it
 //     names are one line, written with one append and checked by a
 //     checksum, so a line cut short is a miss, never a partial entry. A crash in between leaves only unreferenced blobs,
 //     which GC removes. GetAction reports a miss, and drops the action, if a

@@ -348,14 +348,16 @@ func (s *Store) mergeJournal(db *badger.DB) error {
 }
 
 // putJournal is PutAction for a Lookup store: the action and the inline
-// blobs it names that this store was given go into the journal as one
-// line. No GC runs while a Lookup store is open (GC needs the lock
+// blobs it names that this store was given (inline, or earlier through
+// PutBlob) go into the journal as one line. No GC runs while a Lookup store is open (GC needs the lock
 // exclusively), so nothing needs pinning.
-func (s *Store) putJournal(a, stored *ActionResult, rec []byte, refs []BlobRef, now time.Time) error {
+func (s *Store) putJournal(a, stored *ActionResult, rec []byte, refs []BlobRef, inline map[[32]byte][]byte, now time.Time) error {
 	s.jnMu.Lock()
 	blobs := map[[32]byte][]byte{}
 	for _, b := range refs {
-		if data, ok := s.pending[b.Digest]; ok {
+		if data, ok := inline[b.Digest]; ok {
+			blobs[b.Digest] = data
+		} else if data, ok := s.pending[b.Digest]; ok {
 			blobs[b.Digest] = data
 		}
 	}

@@ -859,3 +859,81 @@ func TestPutBlobRepairsTruncatedFile(t *testing.T) {
 		t.Fatalf("after re-put: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestPutActionInline stores actions with their small blobs given inline,
+// through a writable store and a Lookup store (whose journal a later
+// writable store merges), and checks what it refuses: content the action
+// does not name, content over the inline limit, and a named blob neither
+// given nor stored, each leaving nothing behind.
+func TestPutActionInline(t *testing.T) {
+	ctx := context.Background()
+	for _, lookup := range []bool{false, true} {
+		dir := newCache(t)
+		if lookup {
+			openT(t, Options{Dir: dir}).Close() // a Lookup store needs an existing cache
+		}
+		s := openT(t, Options{Dir: dir, Lookup: lookup})
+		stdout, file, stderr := []byte("7\n"), []byte("seven"), []byte{}
+		big := content(2, DefaultBlobInline+1)
+		bigRef := putT(t, s, big) // stored first, as a file
+		a := &ActionResult{Key: key("inline"), Task: "inline",
+			Stdout: BlobRef{Digest: sum(stdout), Size: 2}, Stderr: EmptyBlob,
+			Files: []OutputFile{
+				{Path: "out/7.txt", Mode: 0o644, Digest: sum(file), Size: int64(len(file))},
+				{Path: "out/big", Mode: 0o644, Digest: bigRef.Digest, Size: bigRef.Size},
+			}}
+		if err := s.PutActionInline(ctx, a, [][]byte{stdout, file, stderr}); err != nil {
+			t.Fatalf("lookup=%v: PutActionInline: %v", lookup, err)
+		}
+		check := func(s *Store) {
+			t.Helper()
+			if got, err := s.GetAction(ctx, a.Key); err != nil || len(got.Files) != 2 {
+				t.Fatalf("lookup=%v: GetAction: %+v, %v", lookup, got, err)
+			}
+			for _, want := range [][]byte{stdout, file, big} {
+				if got, err := readBlob(s, sum(want)); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("lookup=%v: blob of %d bytes: %d bytes, %v", lookup, len(want), len(got), err)
+				}
+			}
+		}
+		check(s)
+
+		// Each refused action has stdout of its own, given inline: none of
+		// it may be stored.
+		missing := []byte("never stored")
+		for i, name := range []string{"unnamed content", "over the inline limit", "a named blob missing"} {
+			out := []byte("stdout of " + name)
+			b := &ActionResult{Key: key(name), Task: "bad", Stdout: BlobRef{Digest: sum(out), Size: int64(len(out))},
+				Files: []OutputFile{{Path: "out/x", Mode: 0o644, Digest: sum(file), Size: int64(len(file))}}}
+			contents := [][]byte{out, []byte("not named")}
+			switch i {
+			case 1:
+				b.Files[0] = OutputFile{Path: "out/x", Mode: 0o644, Digest: sum(big), Size: int64(len(big))}
+				contents = [][]byte{out, big}
+			case 2:
+				b.Files[0] = OutputFile{Path: "out/x", Mode: 0o644, Digest: sum(missing), Size: int64(len(missing))}
+				contents = [][]byte{out}
+			}
+			if err := s.PutActionInline(ctx, b, contents); err == nil {
+				t.Errorf("lookup=%v, %s: PutActionInline succeeded", lookup, name)
+			} else if i == 2 && !errors.Is(err, ErrNotFound) {
+				t.Errorf("lookup=%v, %s: %v, want ErrNotFound", lookup, name, err)
+			}
+			if _, err := s.GetAction(ctx, b.Key); !errors.Is(err, ErrNotFound) {
+				t.Errorf("lookup=%v, %s: GetAction after the refusal: %v, want ErrNotFound", lookup, name, err)
+			}
+			if _, err := readBlob(s, sum(out)); !errors.Is(err, ErrNotFound) {
+				t.Errorf("lookup=%v, %s: its inline stdout was stored: %v", lookup, name, err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		w := openT(t, Options{Dir: dir}) // merges the journal, if any
+		check(w)
+		if _, err := readBlob(w, sum([]byte("not named"))); !errors.Is(err, ErrNotFound) {
+			t.Errorf("lookup=%v: the refused content was stored: %v", lookup, err)
+		}
+		w.Close()
+	}
+}
