@@ -479,6 +479,9 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 	}
 	defer c.sess.release()
 	a := &cas.ActionResult{Key: k.key, Task: t.Name}
+	// Small contents go to the store with the action, in one write.
+	var inline [][]byte
+	limit := st.InlineLimit()
 	for _, f := range files {
 		of := cas.OutputFile{Path: f.Path, Mode: fs.FileMode(f.Mode).Perm(), Digest: f.Digest}
 		abs := filepath.Join(c.plan.Workspace, filepath.FromSlash(f.Path))
@@ -488,30 +491,73 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 				return err
 			}
 			of.LinkTarget, of.Mode = target, fs.ModeSymlink|0o777
-		} else {
-			ref, err := st.PutFile(ctx, abs)
-			if err != nil {
-				return err
-			}
-			if ref.Digest != f.Digest {
-				return fmt.Errorf("output %s changed while it was stored", f.Path)
-			}
-			of.Size = ref.Size
+			a.Files = append(a.Files, of)
+			continue
 		}
+		data, small, err := readSmall(abs, limit)
+		if err != nil {
+			return err
+		}
+		var ref cas.BlobRef
+		if small {
+			ref = cas.BlobRef{Digest: [32]byte(hashing.DigestBytes(data)), Size: int64(len(data))}
+			inline = append(inline, data)
+		} else if ref, err = st.PutFile(ctx, abs); err != nil {
+			return err
+		}
+		if ref.Digest != f.Digest {
+			return fmt.Errorf("output %s changed while it was stored", f.Path)
+		}
+		of.Size = ref.Size
 		a.Files = append(a.Files, of)
 	}
-	if a.Stdout, err = putCapture(ctx, st, stdout); err != nil {
-		return err
-	}
-	if a.Stderr, err = putCapture(ctx, st, stderr); err != nil {
-		return err
+	for _, cp := range []struct {
+		c   *capture
+		ref *cas.BlobRef
+	}{{stdout, &a.Stdout}, {stderr, &a.Stderr}} {
+		if data, ok := cp.c.small(); ok && int64(len(data)) <= limit {
+			*cp.ref = cas.BlobRef{Digest: [32]byte(cp.c.digest()), Size: int64(len(data))}
+			if len(data) > 0 {
+				inline = append(inline, data)
+			}
+		} else if *cp.ref, err = putCapture(ctx, st, cp.c); err != nil {
+			return err
+		}
 	}
 	a.Preimage = k.pre().AppendJSON(nil)
 	snap := r.Snapshot()
 	if n := len(snap.Attempts); n > 0 {
 		a.Duration = snap.Attempts[n-1].Finished.Sub(snap.Attempts[n-1].Started)
 	}
-	return st.PutAction(ctx, a)
+	return st.PutActionInline(ctx, a, inline)
+}
+
+// readSmall reads the file at path whole when it holds at most limit
+// bytes; small is false, and nothing is read, when it holds more.
+func readSmall(path string, limit int64) (data []byte, small bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > limit {
+		return nil, false, nil
+	}
+	// One byte more than the file held: content that grew since the stat
+	// shows up as too long, not as a silent cut.
+	buf := make([]byte, fi.Size()+1)
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return buf[:n], true, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return nil, false, nil // it grew: PutFile takes it, and the digest check refuses it
 }
 
 func (c *cacheLayer) finish() error {
