@@ -258,7 +258,7 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error)
 		m.mu.Unlock()
 	}
 
-	d, pre, stable, err := m.hashFile(full)
+	d, pre, stable, err := m.hashFile(full, now)
 	if err != nil {
 		return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", clean, err)
 	}
@@ -289,8 +289,10 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error)
 }
 
 // hashFile reads and hashes the file at full. pre is the stat data of the
-// open file before reading; stable reports that it was the same after.
-func (m *Memo) hashFile(full string) (d Digest, pre fileStat, stable bool, err error) {
+// open file before reading; stable reports that it was the same after. A
+// file modified within the racy window of now is never trusted, so for it
+// stable is false without a second look.
+func (m *Memo) hashFile(full string, now time.Time) (d Digest, pre fileStat, stable bool, err error) {
 	f, err := os.Open(full)
 	if err != nil {
 		return d, pre, false, err
@@ -317,9 +319,12 @@ func (m *Memo) hashFile(full string) (d Digest, pre fileStat, stable bool, err e
 	defer digesterPool.Put(dg)
 	dg.Reset()
 	// A plain read loop: io.CopyBuffer would hand the copy to
-	// (*os.File).WriteTo, which ignores our buffer size.
-	for {
-		n, rerr := f.Read(buf)
+	// (*os.File).WriteTo, which ignores our buffer size. It reads the size
+	// the stat gave and no further: the stat after the read tells whether
+	// the file grew, shrank or was rewritten meanwhile, so the read that
+	// would return end-of-file is not needed.
+	for dg.Size() < pre.size {
+		n, rerr := f.Read(buf[:min(int64(len(buf)), pre.size-dg.Size())])
 		dg.Write(buf[:n])
 		if m.midRead != nil && dg.Size() == int64(n) {
 			m.midRead(full)
@@ -330,6 +335,9 @@ func (m *Memo) hashFile(full string) (d Digest, pre fileStat, stable bool, err e
 		if rerr != nil {
 			return d, pre, false, rerr
 		}
+	}
+	if pre.mtimeNs >= now.Add(-racyWindow).UnixNano() {
+		return dg.Sum(), pre, false, nil
 	}
 	fi, err = f.Stat()
 	if err != nil {
