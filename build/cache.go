@@ -344,7 +344,9 @@ func (c *cacheLayer) restore(ctx context.Context, b *builder, id int, key hashin
 	// Replay the streams into the run's files, the log and the console.
 	logf := b.dir.openLog(r)
 	defer logf.Close()
-	logf.header("=== %q restored from the cache (key %s)\n", t.Name, key)
+	logf.header(func(b []byte) []byte {
+		return fmt.Appendf(b, "=== %q restored from the cache (key %s)\n", t.Name, key)
+	})
 	cout, cerr := b.opts.Reporter.TaskWriters(r)
 	defer cout.Close()
 	defer cerr.Close()

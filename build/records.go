@@ -256,7 +256,7 @@ type taskLog struct {
 	mu      sync.Mutex
 	path    string
 	f       *os.File
-	pending []byte
+	pending []func([]byte) []byte // headers not yet formatted: no file yet
 	err     error
 }
 
@@ -264,16 +264,18 @@ func (d *runDir) openLog(r *TaskRecord) *taskLog {
 	return &taskLog{path: filepath.Join(d.dir, r.file+".log")}
 }
 
-// header adds a line of rustypipe's own to the log.
-func (l *taskLog) header(format string, args ...any) {
+// header adds lines of rustypipe's own to the log: what line appends. A
+// log is created only when its task prints something, and most tasks
+// print nothing, so line runs only then. It must append what the values
+// are at the call (copy them into the closure first).
+func (l *taskLog) header(line func([]byte) []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	line := fmt.Appendf(nil, format, args...)
 	if l.f == nil {
-		l.pending = append(l.pending, line...)
+		l.pending = append(l.pending, line)
 		return
 	}
-	l.f.Write(line)
+	l.f.Write(line(nil))
 }
 
 // Write adds task output, creating the file on first use.
@@ -290,7 +292,11 @@ func (l *taskLog) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		l.f = f
-		f.Write(l.pending)
+		var head []byte
+		for _, line := range l.pending {
+			head = line(head)
+		}
+		f.Write(head)
 		l.pending = nil
 	}
 	l.f.Write(p)

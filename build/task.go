@@ -119,8 +119,11 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		stdout.reset()
 		stderr.reset()
 		a := &Attempt{Number: attempt, Started: o.Now()}
-		log.header("=== attempt %d/%d of %q at %s on %s\n$ %s\n", attempt, pol.attempts, t.Name,
-			a.Started.UTC().Format(time.RFC3339), backendName(t), script)
+		started, attempts := a.Started, pol.attempts
+		log.header(func(b []byte) []byte {
+			return fmt.Appendf(b, "=== attempt %d/%d of %q at %s on %s\n$ %s\n", attempt, attempts, t.Name,
+				started.UTC().Format(time.RFC3339), backendName(t), script)
+		})
 		o.Reporter.TaskStarted(r, attempt)
 		cout, cerr := o.Reporter.TaskWriters(r)
 		spec := &exec.Spec{
@@ -161,7 +164,10 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		default:
 			a.Status = StatusFailed
 		}
-		log.header("=== attempt %d %s (exit code %d) after %s\n", attempt, a.Status, a.ExitCode, a.Finished.Sub(a.Started).Round(time.Millisecond))
+		st, code, took := a.Status, a.ExitCode, a.Finished.Sub(a.Started).Round(time.Millisecond)
+		log.header(func(b []byte) []byte {
+			return fmt.Appendf(b, "=== attempt %d %s (exit code %d) after %s\n", attempt, st, code, took)
+		})
 		status, exitCode, reason = a.Status, a.ExitCode, a.Error
 		if status == StatusFailed && reason == "" {
 			reason = fmt.Sprintf("exit code %d", exitCode)
@@ -177,7 +183,8 @@ func (b *builder) visit(ctx context.Context, id int) error {
 		}
 		a.RetryDelayMS = a.RetryDelay.Milliseconds()
 		r.addAttempt(a)
-		log.header("=== retrying in %s\n", a.RetryDelay.Round(time.Millisecond))
+		delay := a.RetryDelay.Round(time.Millisecond)
+		log.header(func(b []byte) []byte { return fmt.Appendf(b, "=== retrying in %s\n", delay) })
 		o.Reporter.TaskRetrying(r, a)
 		if !sleepCtx(ctx, a.RetryDelay) {
 			status, reason = StatusCancelled, "interrupted while waiting to retry"
