@@ -219,12 +219,23 @@ var devNull = sync.OnceValue(func() *os.File {
 
 // shellPaths caches the executable of each shell by name and PATH: looking
 // the shell up for every task (a stat per PATH entry) was a tenth of a cold
-// build's CPU time in rustypipe itself.
-var shellPaths sync.Map // name + "\x00" + PATH → path
+// build's CPU time in rustypipe itself. lastShell is the newest lookup,
+// which serves nearly every task without building the map's key.
+var (
+	shellPaths sync.Map // name + "\x00" + PATH → path
+	lastShell  atomic.Pointer[shellPath]
+)
+
+type shellPath struct{ name, pathEnv, path string }
 
 func lookShell(name string) (string, error) {
-	key := name + "\x00" + os.Getenv("PATH")
+	pathEnv := os.Getenv("PATH")
+	if l := lastShell.Load(); l != nil && l.name == name && l.pathEnv == pathEnv {
+		return l.path, nil
+	}
+	key := name + "\x00" + pathEnv
 	if p, ok := shellPaths.Load(key); ok {
+		lastShell.Store(&shellPath{name, pathEnv, p.(string)})
 		return p.(string), nil
 	}
 	p, err := osexec.LookPath(name)
@@ -232,6 +243,7 @@ func lookShell(name string) (string, error) {
 		return "", err
 	}
 	shellPaths.Store(key, p)
+	lastShell.Store(&shellPath{name, pathEnv, p})
 	return p, nil
 }
 
