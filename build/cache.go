@@ -437,7 +437,8 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdout, stde
 		warn(fmt.Errorf("an input changed while the task ran; result not cached"))
 		return out, nil
 	}
-	files, err := c.memo().Expand(c.plan.Workspace, t.Outputs)
+	// Small outputs' content comes back from hashing, to be stored as read.
+	files, contents, err := c.memo().ExpandContent(c.plan.Workspace, t.Outputs, c.inlineLimit())
 	if err != nil {
 		return nil, fmt.Errorf("task %q: outputs: %w", t.Name, err)
 	}
@@ -453,7 +454,7 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdout, stde
 	if !c.opts.writes() {
 		return out, nil
 	}
-	if err := c.put(ctx, b, id, k, files, stdout, stderr); err != nil {
+	if err := c.put(ctx, b, id, k, files, contents, stdout, stderr); err != nil {
 		warn(fmt.Errorf("cache write failed: %w", err))
 	}
 	return out, nil
@@ -464,15 +465,17 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdout, stde
 // costs far less than opening the index writable (a build that re-ran one
 // task spent most of its time in that open and close). When the journal is
 // full, or no cache exists yet, it stores through a writable session.
-func (c *cacheLayer) put(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, stdout, stderr *capture) error {
-	err := c.putWith(ctx, b, id, k, files, stdout, stderr, false)
+func (c *cacheLayer) put(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, contents [][]byte, stdout, stderr *capture) error {
+	err := c.putWith(ctx, b, id, k, files, contents, stdout, stderr, false)
 	if errors.Is(err, cas.ErrJournalFull) || errors.Is(err, errNoCache) {
-		err = c.putWith(ctx, b, id, k, files, stdout, stderr, true)
+		err = c.putWith(ctx, b, id, k, files, contents, stdout, stderr, true)
 	}
 	return err
 }
 
-func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, stdout, stderr *capture, write bool) error {
+// putWith stores a task's result through a store session, writable or not.
+// contents[i], when not nil, is what files[i]'s digest was computed from.
+func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, files []hashing.FileEntry, contents [][]byte, stdout, stderr *capture, write bool) error {
 	t := c.plan.Tasks[id]
 	r := b.records[id]
 	st, err := c.sess.acquire(ctx, write)
@@ -484,7 +487,7 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 	// Small contents go to the store with the action, in one write.
 	var inline [][]byte
 	limit := st.InlineLimit()
-	for _, f := range files {
+	for i, f := range files {
 		of := cas.OutputFile{Path: f.Path, Mode: fs.FileMode(f.Mode).Perm(), Digest: f.Digest}
 		abs := filepath.Join(c.plan.Workspace, filepath.FromSlash(f.Path))
 		if f.Mode&hashing.ModeSymlink != 0 {
@@ -496,9 +499,15 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 			a.Files = append(a.Files, of)
 			continue
 		}
-		data, small, err := readSmall(abs, limit)
-		if err != nil {
-			return err
+		var data []byte
+		if i < len(contents) {
+			data = contents[i]
+		}
+		small := data != nil && int64(len(data)) <= limit
+		if !small {
+			if data, small, err = readSmall(abs, limit); err != nil {
+				return err
+			}
 		}
 		var ref cas.BlobRef
 		if small {
@@ -532,6 +541,15 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 		a.Duration = snap.Attempts[n-1].Finished.Sub(snap.Attempts[n-1].Started)
 	}
 	return st.PutActionInline(ctx, a, inline)
+}
+
+// inlineLimit is the size up to which the store keeps blobs inline, for
+// reading outputs that small as they are hashed.
+func (c *cacheLayer) inlineLimit() int64 {
+	if c.sess == nil || c.sess.opts.BlobInline == 0 {
+		return cas.DefaultBlobInline
+	}
+	return c.sess.opts.BlobInline
 }
 
 // readSmall reads the file at path whole when it holds at most limit

@@ -189,15 +189,31 @@ func (w workspaceFS) ReadDir(name string) ([]fs.DirEntry, error) {
 // file, costs a single lstat: it is not walked as a glob. Safe for
 // concurrent use.
 func (m *Memo) Expand(root string, patterns []string) ([]FileEntry, error) {
+	out, _, err := m.expand(root, patterns, -1)
+	return out, err
+}
+
+// ExpandContent is Expand that also returns, beside each entry, the
+// content of the regular files of at most limit bytes that it read to
+// hash them: exactly the bytes their digests cover. The others (files the
+// memo answered, larger files, symlinks) have nil.
+func (m *Memo) ExpandContent(root string, patterns []string, limit int64) ([]FileEntry, [][]byte, error) {
+	return m.expand(root, patterns, limit)
+}
+
+// expand is Expand keeping the content of files of at most keep bytes
+// (keep < 0: none).
+func (m *Memo) expand(root string, patterns []string, keep int64) ([]FileEntry, [][]byte, error) {
 	var (
-		out   []FileEntry
-		globs []string
-		seen  = map[string]bool{}
+		out      []FileEntry
+		contents [][]byte
+		globs    []string
+		seen     = map[string]bool{}
 	)
 	for _, p := range patterns {
 		clean, err := cleanPattern(p)
 		if err != nil {
-			return nil, fmt.Errorf("hashing: expand glob %q: %w", p, err)
+			return nil, nil, fmt.Errorf("hashing: expand glob %q: %w", p, err)
 		}
 		if isGlob(clean) {
 			globs = append(globs, p)
@@ -211,32 +227,48 @@ func (m *Memo) Expand(root string, patterns []string) ([]FileEntry, error) {
 		if err != nil || fi.IsDir() {
 			continue // a missing file or a directory matches nothing
 		}
-		e, err := m.digestInfo(full, clean, fi)
+		e, content, err := m.digestInfo(full, clean, fi, keep)
 		if err != nil {
-			return nil, fmt.Errorf("hashing: digest %s: %w", clean, err)
+			return nil, nil, fmt.Errorf("hashing: digest %s: %w", clean, err)
 		}
 		seen[clean] = true
 		out = append(out, e)
+		contents = append(contents, content)
 	}
 	if len(globs) > 0 {
 		paths, err := ExpandGlobs(root, globs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, rel := range paths {
 			if seen[rel] {
 				continue
 			}
-			e, err := m.Digest(root, rel)
+			e, content, err := m.digest(root, rel, keep)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			seen[rel] = true
 			out = append(out, e)
+			contents = append(contents, content)
 		}
 	}
-	slices.SortFunc(out, func(a, b FileEntry) int { return strings.Compare(a.Path, b.Path) })
-	return out, nil
+	if !slices.IsSortedFunc(out, func(a, b FileEntry) int { return strings.Compare(a.Path, b.Path) }) {
+		order := make([]int, len(out))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(i, j int) int { return strings.Compare(out[i].Path, out[j].Path) })
+		sorted, sortedContents := make([]FileEntry, len(out)), make([][]byte, len(out))
+		for i, o := range order {
+			sorted[i], sortedContents[i] = out[o], contents[o]
+		}
+		out, contents = sorted, sortedContents
+	}
+	if keep < 0 {
+		contents = nil
+	}
+	return out, contents, nil
 }
 
 // Probe is one path that glob expansion looked at, and what is there now:

@@ -212,31 +212,38 @@ func readMemoFile(path string) (map[string]*memoEntry, error) {
 // files are an error. A missing file gives an error that matches
 // fs.ErrNotExist. Safe for concurrent use.
 func (m *Memo) Digest(root, rel string) (FileEntry, error) {
+	e, _, err := m.digest(root, rel, -1)
+	return e, err
+}
+
+// digest is Digest keeping the content of a file of at most keep bytes
+// that it reads (keep < 0: none).
+func (m *Memo) digest(root, rel string, keep int64) (FileEntry, []byte, error) {
 	clean, err := cleanRel(rel)
 	if err != nil {
-		return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", rel, err)
+		return FileEntry{}, nil, fmt.Errorf("hashing: digest %s: %w", rel, err)
 	}
 	full := filepath.Join(root, filepath.FromSlash(clean))
 	fi, err := os.Lstat(full)
 	if err != nil {
-		return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", clean, err)
+		return FileEntry{}, nil, fmt.Errorf("hashing: digest %s: %w", clean, err)
 	}
-	return m.digestInfo(full, clean, fi)
+	return m.digestInfo(full, clean, fi, keep)
 }
 
-// digestInfo is Digest for a file whose Lstat result is at hand.
-func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error) {
+// digestInfo is digest for a file whose Lstat result is at hand.
+func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo, keep int64) (FileEntry, []byte, error) {
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		target, err := os.Readlink(full)
 		if err != nil {
-			return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", clean, err)
+			return FileEntry{}, nil, fmt.Errorf("hashing: digest %s: %w", clean, err)
 		}
-		return FileEntry{Path: clean, Mode: ModeSymlink, Digest: DigestBytes([]byte(filepath.ToSlash(target)))}, nil
+		return FileEntry{Path: clean, Mode: ModeSymlink, Digest: DigestBytes([]byte(filepath.ToSlash(target)))}, nil, nil
 	case fi.IsDir():
-		return FileEntry{}, fmt.Errorf("hashing: digest %s: is a directory", clean)
+		return FileEntry{}, nil, fmt.Errorf("hashing: digest %s: is a directory", clean)
 	case !fi.Mode().IsRegular():
-		return FileEntry{}, fmt.Errorf("hashing: digest %s: not a regular file (%v)", clean, fi.Mode().Type())
+		return FileEntry{}, nil, fmt.Errorf("hashing: digest %s: not a regular file (%v)", clean, fi.Mode().Type())
 	}
 
 	st := statOf(fi)
@@ -253,20 +260,20 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error)
 				m.dirty, m.major = true, true
 			}
 			m.mu.Unlock()
-			return FileEntry{Path: clean, Mode: uint32(fi.Mode().Perm()), Digest: e.digest}, nil
+			return FileEntry{Path: clean, Mode: uint32(fi.Mode().Perm()), Digest: e.digest}, nil, nil
 		}
 		m.mu.Unlock()
 	}
 
-	d, pre, stable, err := m.hashFile(full, now)
+	d, pre, stable, content, err := m.hashFile(full, now, keep)
 	if err != nil {
-		return FileEntry{}, fmt.Errorf("hashing: digest %s: %w", clean, err)
+		return FileEntry{}, nil, fmt.Errorf("hashing: digest %s: %w", clean, err)
 	}
 	// Trust the result only if the file did not change while it was read
 	// and its mtime is old enough that a later rewrite must change it.
 	trust := stable && pre.mtimeNs < now.Add(-racyWindow).UnixNano()
 	if !trust && racy {
-		return FileEntry{Path: clean, Mode: pre.mode & uint32(fs.ModePerm), Digest: d}, nil
+		return FileEntry{Path: clean, Mode: pre.mode & uint32(fs.ModePerm), Digest: d}, content, nil
 	}
 	m.Load()
 	m.mu.Lock()
@@ -285,25 +292,26 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo) (FileEntry, error)
 		m.minor++
 	}
 	m.mu.Unlock()
-	return FileEntry{Path: clean, Mode: pre.mode & uint32(fs.ModePerm), Digest: d}, nil
+	return FileEntry{Path: clean, Mode: pre.mode & uint32(fs.ModePerm), Digest: d}, content, nil
 }
 
 // hashFile reads and hashes the file at full. pre is the stat data of the
 // open file before reading; stable reports that it was the same after. A
 // file modified within the racy window of now is never trusted, so for it
-// stable is false without a second look.
-func (m *Memo) hashFile(full string, now time.Time) (d Digest, pre fileStat, stable bool, err error) {
+// stable is false without a second look. content is a copy of what was
+// hashed when that is at most keep bytes, else nil.
+func (m *Memo) hashFile(full string, now time.Time, keep int64) (d Digest, pre fileStat, stable bool, content []byte, err error) {
 	f, err := os.Open(full)
 	if err != nil {
-		return d, pre, false, err
+		return d, pre, false, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return d, pre, false, err
+		return d, pre, false, nil, err
 	}
 	if !fi.Mode().IsRegular() { // replaced since Lstat
-		return d, pre, false, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+		return d, pre, false, nil, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
 	}
 	pre = statOf(fi)
 	m.hashed.Add(1)
@@ -323,9 +331,15 @@ func (m *Memo) hashFile(full string, now time.Time) (d Digest, pre fileStat, sta
 	// the stat gave and no further: the stat after the read tells whether
 	// the file grew, shrank or was rewritten meanwhile, so the read that
 	// would return end-of-file is not needed.
+	if pre.size <= keep {
+		content = make([]byte, 0, pre.size)
+	}
 	for dg.Size() < pre.size {
 		n, rerr := f.Read(buf[:min(int64(len(buf)), pre.size-dg.Size())])
 		dg.Write(buf[:n])
+		if content != nil {
+			content = append(content, buf[:n]...)
+		}
 		if m.midRead != nil && dg.Size() == int64(n) {
 			m.midRead(full)
 		}
@@ -333,17 +347,17 @@ func (m *Memo) hashFile(full string, now time.Time) (d Digest, pre fileStat, sta
 			break
 		}
 		if rerr != nil {
-			return d, pre, false, rerr
+			return d, pre, false, nil, rerr
 		}
 	}
 	if pre.mtimeNs >= now.Add(-racyWindow).UnixNano() {
-		return dg.Sum(), pre, false, nil
+		return dg.Sum(), pre, false, content, nil
 	}
 	fi, err = f.Stat()
 	if err != nil {
-		return d, pre, false, err
+		return d, pre, false, nil, err
 	}
-	return dg.Sum(), pre, statOf(fi) == pre && dg.Size() == pre.size, nil
+	return dg.Sum(), pre, statOf(fi) == pre && dg.Size() == pre.size, content, nil
 }
 
 // SaveIfWorthwhile is Save, except that it leaves the file as it is when

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -562,5 +563,52 @@ func TestLazyMemo(t *testing.T) {
 	mustDigest(t, broken, root, "old")
 	if errs != 1 || broken.hashed.Load() != 1 {
 		t.Fatalf("unreadable memo: %d errors, %d hashed; want 1 and 1", errs, broken.hashed.Load())
+	}
+}
+
+// TestExpandContent checks that ExpandContent returns, aligned with the
+// sorted entries, exactly the hashed content of the small files it read,
+// and nil for a file over the limit, a symlink and a file the memo
+// answered without reading; and that Expand's entries are the same.
+func TestExpandContent(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "b/small.txt", "small", 0o644, time.Now())
+	writeFile(t, root, "a/empty", "", 0o644, time.Now())
+	writeFile(t, root, "c/big.bin", strings.Repeat("x", 100), 0o644, time.Now())
+	writeFile(t, root, "d/old.txt", "old", 0o644, past)
+	if runtime.GOOS != "windows" {
+		if err := os.Symlink("small.txt", filepath.Join(root, "b", "link")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := openTestMemo(t, "")
+	mustDigest(t, m, root, "d/old.txt") // trusted from now on: answered by the memo
+	patterns := []string{"d/old.txt", "c/big.bin", "b/*", "a/empty"}
+	files, contents, err := m.ExpandContent(root, patterns, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a/empty": "", "b/small.txt": "small"} // the rest: nil
+	if len(contents) != len(files) {
+		t.Fatalf("%d contents for %d files", len(contents), len(files))
+	}
+	for i, f := range files {
+		w, ok := want[f.Path]
+		switch {
+		case !ok && contents[i] != nil:
+			t.Errorf("%s: content %q, want nil", f.Path, contents[i])
+		case ok && (contents[i] == nil || string(contents[i]) != w):
+			t.Errorf("%s: content %q (nil %v), want %q", f.Path, contents[i], contents[i] == nil, w)
+		case ok && DigestBytes(contents[i]) != f.Digest:
+			t.Errorf("%s: content does not hash to the entry's digest", f.Path)
+		}
+		delete(want, f.Path)
+	}
+	if len(want) != 0 {
+		t.Errorf("entries missing: %v", want)
+	}
+	plain, err := m.Expand(root, patterns)
+	if err != nil || !slices.Equal(plain, files) {
+		t.Errorf("Expand = %v, %v; want ExpandContent's entries %v", plain, err, files)
 	}
 }
