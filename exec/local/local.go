@@ -299,7 +299,7 @@ func newOutputs(stdout, stderr io.Writer) (*outputs, error) {
 		stderr = io.Discard
 	}
 	o := &outputs{}
-	r, w, err := os.Pipe()
+	r, w, err := outputPipe()
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func newOutputs(stdout, stderr io.Writer) (*outputs, error) {
 		o.streams[0].name = "output"
 		return o, nil
 	}
-	r, w, err = os.Pipe()
+	r, w, err = outputPipe()
 	if err != nil {
 		o.abort()
 		return nil, err
