@@ -140,14 +140,17 @@ type Options struct {
 // Store on a directory; Open waits for it. Hold a Store only as long as
 // needed: another process may be waiting.
 type Store struct {
-	dir      string // the cache directory as given
-	root     string // dir/v1
-	readOnly bool
-	lookup   bool  // Options.Lookup: read-only, but uses are logged
-	roErr    error // why writes are refused when readOnly; nil: ErrReadOnly
-	inline   int64
-	now      func() time.Time
-	lock     *dirLock
+	spaceMu   sync.Mutex
+	spaceAt   time.Time // the last free-space reading (checkSpace)
+	spaceFree int64
+	dir       string // the cache directory as given
+	root      string // dir/v1
+	readOnly  bool
+	lookup    bool  // Options.Lookup: read-only, but uses are logged
+	roErr     error // why writes are refused when readOnly; nil: ErrReadOnly
+	inline    int64
+	now       func() time.Time
+	lock      *dirLock
 
 	// dbMu guards db: operations hold it for reading; GC holds it for
 	// writing while it closes and reopens badger to flush its memtable.
@@ -721,14 +724,40 @@ func (s *Store) writable() error {
 
 // checkSpace returns an error matching ErrNoSpace when less than need
 // bytes are free on the index's file system. Unknown free space passes.
+//
+// A file system that had room to spare (spaceSpare beyond need) a moment
+// ago (spaceTTL) is taken to have it still, without asking again: a cold
+// build asked once per task, 2% of rustypipe's own CPU. Filling the spare
+// room within the moment would take hundreds of MB/s of writing by
+// someone else; when room is short, every call asks.
 func (s *Store) checkSpace(need int64) error {
-	free := freeSpace(s.root)
+	now := time.Now()
+	s.spaceMu.Lock()
+	roomy := now.Sub(s.spaceAt) < spaceTTL && s.spaceFree >= need+spaceSpare
+	s.spaceMu.Unlock()
+	if roomy {
+		return nil
+	}
+	free := statFree(s.root)
+	s.spaceMu.Lock()
+	s.spaceAt, s.spaceFree = now, free
+	s.spaceMu.Unlock()
 	if free < 0 || free >= need {
 		return nil
 	}
 	return fmt.Errorf("%w: %.1f MiB free on the cache's file system, %.1f MiB needed",
 		ErrNoSpace, float64(free)/(1<<20), float64(need)/(1<<20))
 }
+
+// statFree is freeSpace, replaced in tests.
+var statFree = freeSpace
+
+// spaceTTL and spaceSpare bound checkSpace's reuse of a free-space
+// reading.
+const (
+	spaceTTL   = 50 * time.Millisecond
+	spaceSpare = 256 << 20
+)
 
 // writeFileAtomic writes data to a temporary file in tmpDir, fsyncs it and
 // renames it to dst.

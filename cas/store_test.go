@@ -937,3 +937,46 @@ func TestPutActionInline(t *testing.T) {
 		w.Close()
 	}
 }
+
+// TestCheckSpaceReusesRoomyReading checks when checkSpace asks the file
+// system again: not within spaceTTL of a reading with room to spare, but
+// at every call when room is short, and again once the reading is old.
+func TestCheckSpaceReusesRoomyReading(t *testing.T) {
+	s := openT(t, Options{Dir: t.TempDir()})
+	defer s.Close()
+	calls, free := 0, int64(0)
+	old := statFree
+	statFree = func(string) int64 { calls++; return free }
+	defer func() { statFree = old }()
+
+	free = 4 << 30
+	s.spaceAt = time.Time{}
+	for range 3 {
+		if err := s.checkSpace(minFreeBytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("roomy: %d readings for 3 checks, want 1", calls)
+	}
+	s.spaceAt = s.spaceAt.Add(-2 * spaceTTL)
+	s.checkSpace(minFreeBytes)
+	if calls != 2 {
+		t.Errorf("after spaceTTL: %d readings, want 2", calls)
+	}
+
+	free, calls = minFreeBytes+spaceSpare/2, 0 // room, but not to spare
+	s.spaceAt = time.Time{}
+	for range 3 {
+		if err := s.checkSpace(minFreeBytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 3 {
+		t.Errorf("short of spare room: %d readings for 3 checks, want 3", calls)
+	}
+	free = minFreeBytes - 1
+	if err := s.checkSpace(minFreeBytes); !errors.Is(err, ErrNoSpace) {
+		t.Errorf("full: %v, want ErrNoSpace", err)
+	}
+}
