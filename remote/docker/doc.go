@@ -73,7 +73,9 @@
 // context.Cause(ctx). Only after such a stop is an exit status of 128+N read
 // as signal N (ExitCode -1, Signal "terminated" or "killed"); otherwise the
 // status is the task's exit code, except that a container the kernel killed
-// for exceeding its memory limit is reported as killed. A ctx done before
+// for exceeding its memory limit is reported as killed. (The engine can
+// report that after the exit; a task that exits with 128+9 otherwise is
+// reported up to about 0.8 s later while the backend asks again.) A ctx done before
 // the container started returns a nil Result; a half-made container is
 // removed.
 //

@@ -345,12 +345,33 @@ func (b *Backend) remove(cli *client.Client, cid, task string) {
 	}
 }
 
+// oomKilled reports whether the kernel killed something in the container
+// for exceeding its memory limit. The engine learns that from an event of
+// its own, which can arrive after the container's exit (with cgroup v2,
+// under load), so a container that exited with 128+SIGKILL is asked again
+// for a short while before the answer is no.
 func (b *Backend) oomKilled(cli *client.Client, cid string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	r, err := cli.ContainerInspect(ctx, cid, client.ContainerInspectOptions{})
-	return err == nil && r.Container.State != nil && r.Container.State.OOMKilled
+	for wait := 25 * time.Millisecond; ; wait *= 2 {
+		r, err := cli.ContainerInspect(ctx, cid, client.ContainerInspectOptions{})
+		if err != nil || r.Container.State == nil {
+			return false
+		}
+		if r.Container.State.OOMKilled || wait > oomEventWait {
+			return r.Container.State.OOMKilled
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
+
+// oomEventWait bounds how long oomKilled waits for a late OOM event: about
+// twice this in all.
+const oomEventWait = 400 * time.Millisecond
 
 // sink passes writes to w until w fails, then records the error and
 // discards the rest, so that the container's output keeps draining.
