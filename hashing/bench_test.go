@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // BenchmarkDigest1MiB measures hashing throughput on 1 MiB buffers, the size
@@ -99,5 +100,20 @@ func BenchmarkMemoHit(b *testing.B) {
 	}
 	if m.hashed.Load() != 1 {
 		b.Fatalf("%d reads, want 1", m.hashed.Load())
+	}
+}
+
+// BenchmarkMemoMissSmall measures hashing a small file written just now,
+// which the memo cannot answer: what a build does for every output of a
+// task it ran.
+func BenchmarkMemoMissSmall(b *testing.B) {
+	root := b.TempDir()
+	writeFile(b, root, "out/7.txt", "7\n", 0o644, time.Now())
+	m := openTestMemo(b, filepath.Join(root, ".rustypipe", "statmemo"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Digest(root, "out/7.txt"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

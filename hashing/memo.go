@@ -301,19 +301,17 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo, keep int64) (FileE
 // stable is false without a second look. content is a copy of what was
 // hashed when that is at most keep bytes, else nil.
 func (m *Memo) hashFile(full string, now time.Time, keep int64) (d Digest, pre fileStat, stable bool, content []byte, err error) {
-	f, err := os.Open(full)
+	f, err := openR(full)
 	if err != nil {
 		return d, pre, false, nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	defer f.close()
+	if pre, err = f.stat(); err != nil {
 		return d, pre, false, nil, err
 	}
-	if !fi.Mode().IsRegular() { // replaced since Lstat
-		return d, pre, false, nil, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	if mode := fs.FileMode(pre.mode); !mode.IsRegular() { // replaced since Lstat
+		return d, pre, false, nil, fmt.Errorf("not a regular file (%v)", mode.Type())
 	}
-	pre = statOf(fi)
 	m.hashed.Add(1)
 
 	pool := &bufPool
@@ -326,8 +324,7 @@ func (m *Memo) hashFile(full string, now time.Time, keep int64) (d Digest, pre f
 	dg := digesterPool.Get().(*Digester)
 	defer digesterPool.Put(dg)
 	dg.Reset()
-	// A plain read loop: io.CopyBuffer would hand the copy to
-	// (*os.File).WriteTo, which ignores our buffer size. It reads the size
+	// A plain read loop, which reads the size
 	// the stat gave and no further: the stat after the read tells whether
 	// the file grew, shrank or was rewritten meanwhile, so the read that
 	// would return end-of-file is not needed.
@@ -335,7 +332,7 @@ func (m *Memo) hashFile(full string, now time.Time, keep int64) (d Digest, pre f
 		content = make([]byte, 0, pre.size)
 	}
 	for dg.Size() < pre.size {
-		n, rerr := f.Read(buf[:min(int64(len(buf)), pre.size-dg.Size())])
+		n, rerr := f.read(buf[:min(int64(len(buf)), pre.size-dg.Size())])
 		dg.Write(buf[:n])
 		if content != nil {
 			content = append(content, buf[:n]...)
@@ -353,11 +350,11 @@ func (m *Memo) hashFile(full string, now time.Time, keep int64) (d Digest, pre f
 	if pre.mtimeNs >= now.Add(-racyWindow).UnixNano() {
 		return dg.Sum(), pre, false, content, nil
 	}
-	fi, err = f.Stat()
+	post, err := f.stat()
 	if err != nil {
 		return d, pre, false, nil, err
 	}
-	return dg.Sum(), pre, statOf(fi) == pre && dg.Size() == pre.size, content, nil
+	return dg.Sum(), pre, post == pre && dg.Size() == pre.size, content, nil
 }
 
 // SaveIfWorthwhile is Save, except that it leaves the file as it is when

@@ -612,3 +612,31 @@ func TestExpandContent(t *testing.T) {
 		t.Errorf("Expand = %v, %v; want ExpandContent's entries %v", plain, err, files)
 	}
 }
+
+// TestRFileStatMatchesLstat checks that the stat data of a file opened for
+// hashing equals what the memo compares it with, statOf of an Lstat, for
+// plain, executable, setuid, setgid and sticky files: an entry hashed
+// through one must match through the other.
+func TestRFileStatMatchesLstat(t *testing.T) {
+	root := t.TempDir()
+	modes := []fs.FileMode{0o644, 0o755, 0o600 | fs.ModeSetuid, 0o750 | fs.ModeSetgid, 0o644 | fs.ModeSticky}
+	for i, mode := range modes {
+		full := writeFile(t, root, fmt.Sprintf("f%d", i), strings.Repeat("x", i*1000), 0o644, past)
+		if err := os.Chmod(full, mode); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := openR(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.stat()
+		f.close()
+		if err != nil || got != statOf(fi) {
+			t.Errorf("mode %v: rfile stat = %+v, %v; statOf(Lstat) = %+v", mode, got, err, statOf(fi))
+		}
+	}
+}
