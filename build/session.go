@@ -18,8 +18,11 @@ import (
 const idleClose = 50 * time.Millisecond
 
 // maxHold bounds how long one writable session stays open while tasks keep
-// using it; then it is closed at the next idle moment and reopened after
-// yieldGap, so that another process waiting for the lock gets a turn.
+// using it and another process waits for the store (cas.Store.Contended);
+// then it is closed at the next release and reopened after yieldGap, so
+// that the other process gets a turn. While nobody waits it stays open:
+// each reopening cost a cold build an index open, a memtable flush and a
+// journal merge.
 const (
 	maxHold  = 500 * time.Millisecond
 	yieldGap = 20 * time.Millisecond
@@ -154,7 +157,7 @@ func (s *session) release() {
 		return
 	}
 	s.cond.Broadcast()
-	if s.writable && time.Since(s.opened) > maxHold {
+	if s.writable && time.Since(s.opened) > maxHold && s.st.Contended() {
 		s.closeLocked()
 		return
 	}

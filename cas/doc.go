@@ -40,6 +40,8 @@
 //	DIR/README.txt            what this is, that it is safe to delete, how to trim
 //	DIR/v1/FORMAT             the format version ("1"); a larger one is refused
 //	DIR/v1/lock               the directory lock; an exclusive holder's pid
+//	DIR/v1/lockwait           locked (shared) by processes waiting for the lock,
+//	                          so that the holder knows (Store.Contended)
 //	DIR/v1/index/             badger: actions, last-use times, small blobs
 //	DIR/v1/blobs/ab/abcd…     blobs larger than Options.BlobInline (32 KiB)
 //	DIR/v1/tmp/               temporary files, renamed into blobs/ when complete

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,8 @@ func acquireLock(ctx context.Context, path, dir string, exclusive bool, wait tim
 		timeout = t.C
 	}
 	waited := false
+	var mark *os.File // held while waiting: see markWaiting
+	defer func() { unmarkWaiting(mark) }()
 	for {
 		ok, err := tryLock(f, exclusive)
 		if err != nil {
@@ -67,6 +70,9 @@ func acquireLock(ctx context.Context, path, dir string, exclusive bool, wait tim
 		}
 		if ok {
 			break
+		}
+		if mark == nil && wait >= 0 {
+			mark = markWaiting(filepath.Join(filepath.Dir(path), lockWaitName))
 		}
 		if !waited && onWait != nil && time.Since(start) >= lockPollFirst {
 			waited = true
@@ -98,6 +104,51 @@ func acquireLock(ctx context.Context, path, dir string, exclusive bool, wait tim
 		l.writePID()
 	}
 	return l, nil
+}
+
+// markWaiting tells the holder of the lock that this process waits for
+// it: it takes a shared lock on the file at path (v1/lockwait) and returns
+// it, to be released with unmarkWaiting when the wait is over. A writable
+// holder asks (contended) before it keeps the lock past its turn. nil when
+// the file cannot be opened or locked: the holder then still yields at its
+// next idle moment.
+func markWaiting(path string) *os.File {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		return nil
+	}
+	if ok, err := tryLock(f, false); !ok || err != nil {
+		f.Close()
+		return nil
+	}
+	return f
+}
+
+func unmarkWaiting(f *os.File) {
+	if f != nil {
+		unlock(f)
+		f.Close()
+	}
+}
+
+// contended reports whether another process waits for the lock of the
+// directory whose waiting mark is the file at path: whether it holds a
+// lock on the mark. f is the caller's own descriptor of the mark, opened
+// on first use and kept; an error counts as contended.
+func contended(f **os.File, path string) bool {
+	if *f == nil {
+		mf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+		if err != nil {
+			return true
+		}
+		*f = mf
+	}
+	ok, err := tryLock(*f, true)
+	if ok && err == nil {
+		unlock(*f)
+		return false
+	}
+	return true
 }
 
 // writePID records our pid for processes that wait on the lock. It is a

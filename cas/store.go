@@ -140,6 +140,9 @@ type Options struct {
 // Store on a directory; Open waits for it. Hold a Store only as long as
 // needed: another process may be waiting.
 type Store struct {
+	waitMu   sync.Mutex
+	waitMark *os.File // this store's descriptor of v1/lockwait (Contended)
+
 	spaceMu   sync.Mutex
 	spaceAt   time.Time // the last free-space reading (checkSpace)
 	spaceFree int64
@@ -204,14 +207,15 @@ func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // Layout names inside the cache directory. See doc.go.
 const (
-	versionDir = "v1"
-	readmeName = "README.txt"
-	formatName = "FORMAT"
-	lockName   = "lock"
-	usesName   = "uses.log"
-	indexName  = "index"
-	blobsName  = "blobs"
-	tmpName    = "tmp"
+	versionDir   = "v1"
+	readmeName   = "README.txt"
+	formatName   = "FORMAT"
+	lockName     = "lock"
+	lockWaitName = "lockwait"
+	usesName     = "uses.log"
+	indexName    = "index"
+	blobsName    = "blobs"
+	tmpName      = "tmp"
 )
 
 const readmeText = `This directory is rustypipe's task cache.
@@ -614,10 +618,26 @@ func (s *Store) Close() error {
 		s.db = nil
 	}
 	s.lock.release()
+	s.waitMu.Lock()
+	if s.waitMark != nil {
+		s.waitMark.Close()
+		s.waitMark = nil
+	}
+	s.waitMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("cas: close %s: %w", s.dir, err)
 	}
 	return nil
+}
+
+// Contended reports whether another process is waiting to open the store:
+// it could not take the directory's lock, which this store holds. A
+// session that has had its turn gives way then, and holds on otherwise.
+// Safe for concurrent use.
+func (s *Store) Contended() bool {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	return contended(&s.waitMark, filepath.Join(s.root, lockWaitName))
 }
 
 func level0Tables(db *badger.DB) int {
@@ -814,7 +834,7 @@ func Clear(dir string) error {
 		return fmt.Errorf("cas: clear %s: %w", dir, err)
 	}
 	for _, e := range sub {
-		if e.Name() == lockName {
+		if e.Name() == lockName || e.Name() == lockWaitName {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {

@@ -980,3 +980,44 @@ func TestCheckSpaceReusesRoomyReading(t *testing.T) {
 		t.Errorf("full: %v, want ErrNoSpace", err)
 	}
 }
+
+// TestContended checks that a writable store learns that another store,
+// writable or Lookup, waits for the directory's lock, and no longer once
+// that store has it.
+func TestContended(t *testing.T) {
+	for _, lookup := range []bool{false, true} {
+		dir := newCache(t)
+		a := openT(t, Options{Dir: dir})
+		if a.Contended() {
+			t.Fatalf("lookup=%v: contended with nobody waiting", lookup)
+		}
+		opened := make(chan *Store, 1)
+		go func() {
+			b, err := Open(context.Background(), Options{Dir: dir, Lookup: lookup, LockWait: time.Minute})
+			if err != nil {
+				t.Error(err)
+			}
+			opened <- b
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for !a.Contended() {
+			if time.Now().After(deadline) {
+				t.Fatalf("lookup=%v: the waiting store never showed", lookup)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b := <-opened
+		if b == nil {
+			return
+		}
+		if !lookup {
+			if b.Contended() {
+				t.Errorf("contended after the waiter got the lock")
+			}
+		}
+		b.Close()
+	}
+}
