@@ -204,9 +204,12 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	}
 	b := &builder{plan: pl, opts: o, records: make([]*TaskRecord, len(pl.Tasks)), outputs: make([]*taskOutput, len(pl.Tasks)), cache: cache,
 		slots: make(chan struct{}, o.Jobs)}
+	slab := make([]TaskRecord, len(pl.Tasks)) // one allocation for all records
 	for id, t := range pl.Tasks {
-		b.records[id] = &TaskRecord{Name: t.Name, Description: t.Description, Backend: backendName(t), Status: StatusPending}
-		b.records[id].file = safeName(t.Name)
+		r := &slab[id]
+		r.Name, r.Description, r.Backend, r.Status = t.Name, t.Description, backendName(t), StatusPending
+		r.file = safeName(t.Name)
+		b.records[id] = r
 	}
 	if o.DryRun {
 		return b.dryRun(ctx)

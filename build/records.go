@@ -587,6 +587,21 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
+// reservedNames are Windows' device names, which no file may take.
+var reservedNames = []string{"CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+	"LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9"}
+
+// reservedName reports whether base is a device name in any case, without
+// the upper-cased copy that a switch on strings.ToUpper allocates for every
+// task name of three or four characters.
+func reservedName(base string) bool {
+	switch base[0] | 0x20 { // lower case, for letters
+	case 'c', 'p', 'a', 'n', 'l':
+		return slices.ContainsFunc(reservedNames, func(r string) bool { return strings.EqualFold(base, r) })
+	}
+	return false
+}
+
 // safeName turns a task name into a file name stem that is valid on Windows
 // too: unsafe characters become '_', reserved device names get a prefix, and
 // a changed name gets a short hash suffix so two tasks never share a file.
@@ -608,12 +623,8 @@ func safeName(name string) string {
 	if i := strings.IndexByte(base, '.'); i >= 0 {
 		base = base[:i]
 	}
-	if len(base) == 3 || len(base) == 4 {
-		switch strings.ToUpper(base) {
-		case "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
-			"LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9":
-			s = "_" + s
-		}
+	if (len(base) == 3 || len(base) == 4) && reservedName(base) {
+		s = "_" + s
 	}
 	if s == "" || s[0] == '.' || strings.EqualFold(s, "run") {
 		s = "_" + s
