@@ -438,7 +438,7 @@ func (c *cacheLayer) store(ctx context.Context, b *builder, id int, stdout, stde
 		return out, nil
 	}
 	// Small outputs' content comes back from hashing, to be stored as read.
-	files, contents, err := c.memo().ExpandContent(c.plan.Workspace, t.Outputs, c.inlineLimit())
+	files, contents, err := c.memo().ExpandContent(c.plan.Workspace, t.Outputs, c.sess.opts.InlineLimit())
 	if err != nil {
 		return nil, fmt.Errorf("task %q: outputs: %w", t.Name, err)
 	}
@@ -499,27 +499,22 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 			a.Files = append(a.Files, of)
 			continue
 		}
-		var data []byte
-		if i < len(contents) {
-			data = contents[i]
-		}
-		small := data != nil && int64(len(data)) <= limit
-		if !small {
-			if data, small, err = readSmall(abs, limit); err != nil {
+		if i < len(contents) && contents[i] != nil && int64(len(contents[i])) <= limit {
+			// The very bytes files[i]'s digest was computed from: stored
+			// with the action (which checks that they hash to a blob it
+			// names).
+			inline = append(inline, contents[i])
+			of.Size = int64(len(contents[i]))
+		} else {
+			ref, err := st.PutFile(ctx, abs)
+			if err != nil {
 				return err
 			}
+			if ref.Digest != f.Digest {
+				return fmt.Errorf("output %s changed while it was stored", f.Path)
+			}
+			of.Size = ref.Size
 		}
-		var ref cas.BlobRef
-		if small {
-			ref = cas.BlobRef{Digest: [32]byte(hashing.DigestBytes(data)), Size: int64(len(data))}
-			inline = append(inline, data)
-		} else if ref, err = st.PutFile(ctx, abs); err != nil {
-			return err
-		}
-		if ref.Digest != f.Digest {
-			return fmt.Errorf("output %s changed while it was stored", f.Path)
-		}
-		of.Size = ref.Size
 		a.Files = append(a.Files, of)
 	}
 	for _, cp := range []struct {
@@ -528,9 +523,7 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 	}{{stdout, &a.Stdout}, {stderr, &a.Stderr}} {
 		if data, ok := cp.c.small(); ok && int64(len(data)) <= limit {
 			*cp.ref = cas.BlobRef{Digest: [32]byte(cp.c.digest()), Size: int64(len(data))}
-			if len(data) > 0 {
-				inline = append(inline, data)
-			}
+			inline = append(inline, data)
 		} else if *cp.ref, err = putCapture(ctx, st, cp.c); err != nil {
 			return err
 		}
@@ -541,43 +534,6 @@ func (c *cacheLayer) putWith(ctx context.Context, b *builder, id int, k *keyed, 
 		a.Duration = snap.Attempts[n-1].Finished.Sub(snap.Attempts[n-1].Started)
 	}
 	return st.PutActionInline(ctx, a, inline)
-}
-
-// inlineLimit is the size up to which the store keeps blobs inline, for
-// reading outputs that small as they are hashed.
-func (c *cacheLayer) inlineLimit() int64 {
-	if c.sess == nil || c.sess.opts.BlobInline == 0 {
-		return cas.DefaultBlobInline
-	}
-	return c.sess.opts.BlobInline
-}
-
-// readSmall reads the file at path whole when it holds at most limit
-// bytes; small is false, and nothing is read, when it holds more.
-func readSmall(path string, limit int64) (data []byte, small bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, false, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, false, err
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > limit {
-		return nil, false, nil
-	}
-	// One byte more than the file held: content that grew since the stat
-	// shows up as too long, not as a silent cut.
-	buf := make([]byte, fi.Size()+1)
-	n, err := io.ReadFull(f, buf)
-	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return buf[:n], true, nil
-	case err != nil:
-		return nil, false, err
-	}
-	return nil, false, nil // it grew: PutFile takes it, and the digest check refuses it
 }
 
 func (c *cacheLayer) finish() error {

@@ -235,6 +235,15 @@ their digest, v1/FORMAT the format version. A future format uses a new
 directory beside v1, so older and newer rustypipe never misread each other.
 `
 
+// InlineLimit is the size up to which a store opened with o keeps blobs in
+// its index: BlobInline, or DefaultBlobInline when that is 0.
+func (o Options) InlineLimit() int64 {
+	if o.BlobInline == 0 {
+		return DefaultBlobInline
+	}
+	return o.BlobInline
+}
+
 // Open opens (creating if needed) the cache in o.Dir. When another process
 // holds the directory, Open waits (calling o.OnWait once) until it is free,
 // ctx is done or o.LockWait has passed; then it returns a *LockedError.
@@ -245,10 +254,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Dir == "" {
 		return nil, errors.New("cas: open: no directory given")
 	}
-	inline := o.BlobInline
-	if inline == 0 {
-		inline = DefaultBlobInline
-	}
+	inline := o.InlineLimit()
 	if inline < 0 || inline > maxBlobInline {
 		return nil, fmt.Errorf("cas: open %s: BlobInline %d out of range [0, %d]", o.Dir, o.BlobInline, maxBlobInline)
 	}
