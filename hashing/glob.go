@@ -204,11 +204,14 @@ func (m *Memo) ExpandContent(root string, patterns []string, limit int64) ([]Fil
 // expand is Expand keeping the content of files of at most keep bytes
 // (keep < 0: none).
 func (m *Memo) expand(root string, patterns []string, keep int64) ([]FileEntry, [][]byte, error) {
+	type found struct {
+		e       FileEntry
+		content []byte
+	}
 	var (
-		out      []FileEntry
-		contents [][]byte
-		globs    []string
-		seen     = map[string]bool{}
+		all   []found
+		globs []string
+		seen  = map[string]bool{}
 	)
 	for _, p := range patterns {
 		clean, err := cleanPattern(p)
@@ -232,8 +235,7 @@ func (m *Memo) expand(root string, patterns []string, keep int64) ([]FileEntry, 
 			return nil, nil, fmt.Errorf("hashing: digest %s: %w", clean, err)
 		}
 		seen[clean] = true
-		out = append(out, e)
-		contents = append(contents, content)
+		all = append(all, found{e, content})
 	}
 	if len(globs) > 0 {
 		paths, err := ExpandGlobs(root, globs)
@@ -249,24 +251,23 @@ func (m *Memo) expand(root string, patterns []string, keep int64) ([]FileEntry, 
 				return nil, nil, err
 			}
 			seen[rel] = true
-			out = append(out, e)
-			contents = append(contents, content)
+			all = append(all, found{e, content})
 		}
 	}
-	if !slices.IsSortedFunc(out, func(a, b FileEntry) int { return strings.Compare(a.Path, b.Path) }) {
-		order := make([]int, len(out))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortFunc(order, func(i, j int) int { return strings.Compare(out[i].Path, out[j].Path) })
-		sorted, sortedContents := make([]FileEntry, len(out)), make([][]byte, len(out))
-		for i, o := range order {
-			sorted[i], sortedContents[i] = out[o], contents[o]
-		}
-		out, contents = sorted, sortedContents
+	if len(all) == 0 {
+		return nil, nil, nil
 	}
-	if keep < 0 {
-		contents = nil
+	slices.SortFunc(all, func(a, b found) int { return strings.Compare(a.e.Path, b.e.Path) })
+	out := make([]FileEntry, len(all))
+	var contents [][]byte
+	if keep >= 0 {
+		contents = make([][]byte, len(all))
+	}
+	for i, f := range all {
+		out[i] = f.e
+		if contents != nil {
+			contents[i] = f.content
+		}
 	}
 	return out, contents, nil
 }

@@ -80,6 +80,13 @@ type fileStat struct {
 	mode    uint32 // fs.FileMode bits, type included
 }
 
+// racy reports whether the file was modified within the racy window of
+// now: its stat data cannot vouch for its content (a rewrite within the
+// timestamp granularity could keep them), so its digest is not trusted.
+func (s fileStat) racy(now time.Time) bool {
+	return s.mtimeNs >= now.Add(-racyWindow).UnixNano()
+}
+
 func statOf(fi fs.FileInfo) fileStat {
 	dev, ino, ctime := sysStat(fi)
 	return fileStat{
@@ -250,7 +257,7 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo, keep int64) (FileE
 	now := m.now()
 	// A file modified within the racy window cannot match a trusted entry
 	// (see NewLazyMemo): it is hashed without consulting the entries.
-	racy := st.mtimeNs >= now.Add(-racyWindow).UnixNano()
+	racy := st.racy(now)
 	if !racy {
 		m.Load()
 		m.mu.Lock()
@@ -271,7 +278,7 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo, keep int64) (FileE
 	}
 	// Trust the result only if the file did not change while it was read
 	// and its mtime is old enough that a later rewrite must change it.
-	trust := stable && pre.mtimeNs < now.Add(-racyWindow).UnixNano()
+	trust := stable && !pre.racy(now)
 	if !trust && racy {
 		return FileEntry{Path: clean, Mode: pre.mode & uint32(fs.ModePerm), Digest: d}, content, nil
 	}
@@ -324,10 +331,10 @@ func (m *Memo) hashFile(full string, now time.Time, keep int64) (d Digest, pre f
 	dg := digesterPool.Get().(*Digester)
 	defer digesterPool.Put(dg)
 	dg.Reset()
-	// A plain read loop, which reads the size
-	// the stat gave and no further: the stat after the read tells whether
-	// the file grew, shrank or was rewritten meanwhile, so the read that
-	// would return end-of-file is not needed.
+	// A plain read loop, which reads the size the stat gave and no
+	// further: the stat after the read tells whether the file grew, shrank
+	// or was rewritten meanwhile, so the read that would return end-of-file
+	// is not needed.
 	if pre.size <= keep {
 		content = make([]byte, 0, pre.size)
 	}
@@ -347,7 +354,7 @@ func (m *Memo) hashFile(full string, now time.Time, keep int64) (d Digest, pre f
 			return d, pre, false, nil, rerr
 		}
 	}
-	if pre.mtimeNs >= now.Add(-racyWindow).UnixNano() {
+	if pre.racy(now) {
 		return dg.Sum(), pre, false, content, nil
 	}
 	post, err := f.stat()
