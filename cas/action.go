@@ -161,9 +161,7 @@ func (b *blobRecord) ref() BlobRef {
 	return BlobRef{Digest: b.D, Size: b.S}
 }
 
-func encodeAction(a *ActionResult) ([]byte, error) {
-	return newRecord(a).appendJSON(nil), nil
-}
+func encodeAction(a *ActionResult) []byte { return newRecord(a).appendJSON(nil) }
 
 func newRecord(a *ActionResult) *record {
 	r := &record{
@@ -592,10 +590,7 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult, inline map[[32]b
 	if stored.CreatedAt.IsZero() {
 		stored.CreatedAt = now
 	}
-	val, err := encodeAction(&stored)
-	if err != nil {
-		return err
-	}
+	val := encodeAction(&stored)
 	refs := a.Blobs()
 	if s.lookup {
 		return s.putJournal(a, &stored, val, refs, inline, now)

@@ -60,11 +60,7 @@ func TestRecordJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := encodeAction(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
+		if got := encodeAction(a); !bytes.Equal(got, want) {
 			t.Fatalf("action %d:\n got %s\nwant %s", i, got, want)
 		}
 	}

@@ -219,7 +219,7 @@ func (j *journal) keys() [][32]byte {
 
 // journalLineFor encodes one journal line (with its leading newline). rec
 // is an action record as encodeAction returns it, compact JSON.
-func journalLineFor(key [32]byte, rec []byte, blobs map[[32]byte][]byte) ([]byte, error) {
+func journalLineFor(key [32]byte, rec []byte, blobs map[[32]byte][]byte) []byte {
 	digests := make([][32]byte, 0, len(blobs))
 	for d := range blobs {
 		digests = append(digests, d)
@@ -229,19 +229,18 @@ func journalLineFor(key [32]byte, rec []byte, blobs map[[32]byte][]byte) ([]byte
 	for i, d := range digests {
 		hexes[i] = hexKey(d)
 	}
-	body := appendJournalEntry(nil, rec, digests, blobs)
+	rest := appendJournalEntry([]byte{' '}, rec, digests, blobs)
 	list := strings.Join(hexes, ",")
 	if list == "" {
 		list = "-"
 	}
-	rest := append([]byte(" "), body...)
 	sum := blake3.Sum256(rest)
 	var b bytes.Buffer
 	b.Grow(len(rest) + 160 + len(list))
 	fmt.Fprintf(&b, "\nJ1 %s %s %s", hexKey(key), list, hex.EncodeToString(sum[:8]))
 	b.Write(rest)
 	b.WriteByte('\n')
-	return b.Bytes(), nil
+	return b.Bytes()
 }
 
 // appendJournalEntry appends the JSON of journalEntry{R: rec, B: the blobs
@@ -376,10 +375,7 @@ func (s *Store) putJournal(a, stored *ActionResult, rec []byte, refs []BlobRef, 
 			return err
 		}
 	}
-	line, err := journalLineFor(a.Key, rec, blobs)
-	if err != nil {
-		return err
-	}
+	line := journalLineFor(a.Key, rec, blobs)
 	s.jnMu.Lock()
 	if err := s.appendJournal(line); err != nil {
 		s.jnMu.Unlock()
