@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,11 +20,21 @@ import (
 //
 // The lock is our own, taken before badger's, so that badger's lock error
 // is never what a user sees.
+//
+// A process that waits for the lock says so on a second file, v1/lockwait
+// (markWaiting), which the holder can ask about (contended).
 type dirLock struct {
 	f         *os.File // nil when no lock file could be opened (read-only directory)
 	exclusive bool
 	writable  bool // f is open for writing
+
+	waitPath string     // v1/lockwait
+	waitMu   sync.Mutex // guards waitF
+	waitF    *os.File   // the holder's descriptor of waitPath, opened by contended
 }
+
+// lockWaitPath is the waiting mark beside the lock file at path.
+func lockWaitPath(path string) string { return filepath.Join(filepath.Dir(path), lockWaitName) }
 
 // acquireLock takes the lock at path for the cache directory dir. It
 // retries while another process holds it: after lockPollFirst it calls
@@ -33,7 +44,7 @@ func acquireLock(ctx context.Context, path, dir string, exclusive bool, wait tim
 	if !sharedLocks {
 		exclusive = true
 	}
-	l := &dirLock{exclusive: exclusive}
+	l := &dirLock{exclusive: exclusive, waitPath: lockWaitPath(path)}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err == nil {
 		l.writable = true
@@ -72,7 +83,7 @@ func acquireLock(ctx context.Context, path, dir string, exclusive bool, wait tim
 			break
 		}
 		if mark == nil && wait >= 0 {
-			mark = markWaiting(filepath.Join(filepath.Dir(path), lockWaitName))
+			mark = markWaiting(l.waitPath)
 		}
 		if !waited && onWait != nil && time.Since(start) >= lockPollFirst {
 			waited = true
@@ -113,7 +124,7 @@ func acquireLock(ctx context.Context, path, dir string, exclusive bool, wait tim
 // the file cannot be opened or locked: the holder then still yields at its
 // next idle moment.
 func markWaiting(path string) *os.File {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	f, err := openMark(path)
 	if err != nil {
 		return nil
 	}
@@ -131,21 +142,24 @@ func unmarkWaiting(f *os.File) {
 	}
 }
 
-// contended reports whether another process waits for the lock of the
-// directory whose waiting mark is the file at path: whether it holds a
-// lock on the mark. f is the caller's own descriptor of the mark, opened
-// on first use and kept; an error counts as contended.
-func contended(f **os.File, path string) bool {
-	if *f == nil {
-		mf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+func openMark(path string) (*os.File, error) { return os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666) }
+
+// contended reports whether another process waits for this lock: whether
+// it holds a lock on the waiting mark. The mark is opened on first use and
+// kept until release; an error counts as contended.
+func (l *dirLock) contended() bool {
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	if l.waitF == nil {
+		f, err := openMark(l.waitPath)
 		if err != nil {
 			return true
 		}
-		*f = mf
+		l.waitF = f
 	}
-	ok, err := tryLock(*f, true)
+	ok, err := tryLock(l.waitF, true)
 	if ok && err == nil {
-		unlock(*f)
+		unlock(l.waitF)
 		return false
 	}
 	return true
@@ -211,7 +225,16 @@ func (l *dirLock) downgrade() {
 
 // release empties the pid record and drops the lock. Safe to call twice.
 func (l *dirLock) release() {
-	if l == nil || l.f == nil {
+	if l == nil {
+		return
+	}
+	l.waitMu.Lock()
+	if l.waitF != nil {
+		l.waitF.Close()
+		l.waitF = nil
+	}
+	l.waitMu.Unlock()
+	if l.f == nil {
 		return
 	}
 	if l.exclusive && l.writable {

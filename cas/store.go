@@ -140,20 +140,18 @@ type Options struct {
 // Store on a directory; Open waits for it. Hold a Store only as long as
 // needed: another process may be waiting.
 type Store struct {
-	waitMu   sync.Mutex
-	waitMark *os.File // this store's descriptor of v1/lockwait (Contended)
+	dir      string // the cache directory as given
+	root     string // dir/v1
+	readOnly bool
+	lookup   bool  // Options.Lookup: read-only, but uses are logged
+	roErr    error // why writes are refused when readOnly; nil: ErrReadOnly
+	inline   int64
+	now      func() time.Time
+	lock     *dirLock
 
 	spaceMu   sync.Mutex
 	spaceAt   time.Time // the last free-space reading (checkSpace)
 	spaceFree int64
-	dir       string // the cache directory as given
-	root      string // dir/v1
-	readOnly  bool
-	lookup    bool  // Options.Lookup: read-only, but uses are logged
-	roErr     error // why writes are refused when readOnly; nil: ErrReadOnly
-	inline    int64
-	now       func() time.Time
-	lock      *dirLock
 
 	// dbMu guards db: operations hold it for reading; GC holds it for
 	// writing while it closes and reopens badger to flush its memtable.
@@ -624,12 +622,6 @@ func (s *Store) Close() error {
 		s.db = nil
 	}
 	s.lock.release()
-	s.waitMu.Lock()
-	if s.waitMark != nil {
-		s.waitMark.Close()
-		s.waitMark = nil
-	}
-	s.waitMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("cas: close %s: %w", s.dir, err)
 	}
@@ -640,11 +632,7 @@ func (s *Store) Close() error {
 // it could not take the directory's lock, which this store holds. A
 // session that has had its turn gives way then, and holds on otherwise.
 // Safe for concurrent use.
-func (s *Store) Contended() bool {
-	s.waitMu.Lock()
-	defer s.waitMu.Unlock()
-	return contended(&s.waitMark, filepath.Join(s.root, lockWaitName))
-}
+func (s *Store) Contended() bool { return s.lock.contended() }
 
 func level0Tables(db *badger.DB) int {
 	for _, l := range db.Levels() {
