@@ -298,7 +298,8 @@ func (b *builder) taskEnv(t *pipeline.Task, refEnv []string) []string {
 	env := make([]string, 0, len(base)+len(own))
 	i := 0
 	for _, kv := range base {
-		if k, _, _ := strings.Cut(kv, "="); isSet(set, k) {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, theirs := set[k]; theirs {
 			continue
 		}
 		for i < len(own) && own[i] < kv {
@@ -308,11 +309,6 @@ func (b *builder) taskEnv(t *pipeline.Task, refEnv []string) []string {
 		env = append(env, kv)
 	}
 	return append(env, own[i:]...)
-}
-
-func isSet(set map[string]int, k string) bool {
-	_, ok := set[k]
-	return ok
 }
 
 // baseEnv returns, sorted, the environment every task starts from: the
@@ -341,6 +337,7 @@ func (b *builder) baseEnv() []string {
 	})
 	return b.env
 }
+
 func lookupEnv(env []string, name string) (string, bool) {
 	for i := len(env) - 1; i >= 0; i-- {
 		if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
