@@ -108,8 +108,8 @@ const (
 
 var stateCRC = crc32.MakeTable(crc32.Castagnoli)
 
-// appendStateRecord frames payload, which starts at b[start:], as a record:
-// it is moved behind its length, and its checksum follows.
+// appendStateRecord appends payload to b as a record: its length, the
+// payload, its checksum.
 func appendStateRecord(b []byte, payload []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(payload)))
 	b = append(b, payload...)
