@@ -322,6 +322,14 @@ func (c *fileCheck) changedSoFar() []int {
 	return slices.Clone(c.changed)
 }
 
+// changedWithin reports whether a file in [lo, hi) was found changed so
+// far, without waiting.
+func (c *fileCheck) changedWithin(lo, hi int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.ContainsFunc(c.changed, func(f int) bool { return f >= lo && f < hi })
+}
+
 // results waits for the check to finish and returns which files are
 // unchanged.
 func (c *fileCheck) results() []bool {
@@ -431,9 +439,14 @@ func (p *NoopPartial) task(id int, name string) *noopTask {
 	return nil
 }
 
-// unchangedTask reports whether every recorded file of t is unchanged,
-// waiting for the stat check to finish.
+// unchangedTask reports whether every recorded file of t is unchanged. A
+// task with a file already found changed is answered at once: in a build
+// after an edit, the edited task starts while the rest of the stat check
+// goes on. Otherwise it waits for the check to finish.
 func (p *NoopPartial) unchangedTask(t *noopTask) bool {
+	if p.check.changedWithin(t.first, t.first+t.nfiles) {
+		return false
+	}
 	return !slices.Contains(p.check.results()[t.first:t.first+t.nfiles], false)
 }
 

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/rustypipe/rustypipe/hashing"
 )
@@ -87,5 +88,40 @@ func TestCheckFiles(t *testing.T) {
 		if ok == changed[i] {
 			t.Errorf("file %d (%s): unchanged=%v, want %v", i, files[i].path, ok, !changed[i])
 		}
+	}
+}
+
+// A task with a file the check has already found changed is answered
+// without waiting for the check to finish; any other task waits for it.
+func TestUnchangedTaskAnswersKnownChangesAtOnce(t *testing.T) {
+	c := &fileCheck{out: make([]bool, 10), done: make(chan struct{}), changed: []int{5}}
+	p := &NoopPartial{check: c}
+	answered := make(chan bool)
+	go func() { answered <- p.unchangedTask(&noopTask{first: 4, nfiles: 3}) }()
+	select {
+	case got := <-answered:
+		if got {
+			t.Fatal("a task with a changed file reported unchanged")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("unchangedTask waited for the check although the task's file was known changed")
+	}
+
+	// A task whose files are not among the changed ones so far waits.
+	go func() { answered <- p.unchangedTask(&noopTask{first: 6, nfiles: 4}) }()
+	select {
+	case <-answered:
+		t.Fatal("unchangedTask answered before the check finished")
+	case <-time.After(50 * time.Millisecond):
+	}
+	for i := range c.out {
+		c.out[i] = i != 5
+	}
+	close(c.done)
+	if !<-answered {
+		t.Fatal("a task with unchanged files reported changed")
+	}
+	if p.unchangedTask(&noopTask{first: 0, nfiles: 5}) != true || p.unchangedTask(&noopTask{first: 5, nfiles: 1}) != false {
+		t.Fatal("answers after the check disagree with its results")
 	}
 }
