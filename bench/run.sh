@@ -61,8 +61,29 @@ sleep 3
 $RP_CMD >/dev/null
 rounds noop "$((RUNS*3))" --warmup 3
 # One leaf changed: edit one input before each run (through sh: with -N
-# hyperfine runs --prepare without a shell too).
-rounds leaf "$((RUNS*3))" --prepare "sh -c 'date +%N >> in/7.txt'"
+# hyperfine runs --prepare without a shell too). The edit waits 30 ms first.
+# A file's mtime comes from a clock that advances in ticks of several
+# milliseconds, so an edit made right after the previous run wrote the
+# output can get the output's very mtime; make and ninja then call the
+# output up to date, miss the edit and do no work (they did so for every
+# other run before the wait was added). rustypipe sees the edit either way.
+edit="sh -c 'sleep 0.03; date +%N >> in/7.txt'"
+rounds leaf "$((RUNS*3))" --prepare "$edit"
+# Check that each tool rebuilt after such an edit: a tool that missed it
+# would have timed a no-op. (Output is captured first: grep -q may stop
+# reading early, which pipefail would count as a failure.)
+rebuilt() { # TOOL PATTERN COMMAND...: edit, run, expect PATTERN in the output
+  local tool=$1 pattern=$2 out
+  shift 2
+  sh -c 'sleep 0.03; date +%N >> in/7.txt'
+  out=$("$@")
+  grep -q "$pattern" <<<"$out" || { echo "bench: $tool did not rebuild out/7.txt after an edit" >&2; exit 1; }
+}
+for i in 1 2 3; do
+  rebuilt rustypipe '^ok   t7 ([0-9]' $RP build -j 2 -o plain
+  rebuilt make "update target 'out/7.txt'" make -rR -j 2 --trace
+  rebuilt ninja '] mkdir -p out && echo 7 > out/7.txt' ninja -j 2
+done
 
 python3 - "$W" "$RP_CMD" "$MAKE_CMD" "$NINJA_CMD" <<'PY'
 import glob, json, statistics, sys
