@@ -1,7 +1,14 @@
 package build
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/exec/local"
+	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/pipeline"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -150,5 +157,97 @@ func TestTaskRecordJSON(t *testing.T) {
 		if err == nil && string(got) != string(want) {
 			t.Fatalf("record %d:\n got %s\nwant %s", i, got, want)
 		}
+	}
+}
+
+// Every run records the pipeline file it ran. Runs of the same content
+// share one copy where links can be counted, and a shared copy that no run
+// links to any more is removed.
+func TestRunsRecordThePipelineFile(t *testing.T) {
+	pl := planFor(t, "name: a\ntasks:\n  - name: t\n    run: \"true\"\n")
+	ws := pl.Workspace
+	build := func(pl *Plan) string {
+		t.Helper()
+		sum, err := Run(context.Background(), pl, Options{
+			Backends: map[string]exec.Backend{"local": local.New()},
+			Reporter: NewConsole(ConsoleOptions{Out: io.Discard}),
+			Stdout:   io.Discard,
+			Env:      os.Environ(),
+			Cache:    CacheOptions{Mode: "off"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(sum.Dir, "pipeline.yaml")
+	}
+	want, err := os.ReadFile(pl.Pipeline.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := build(pl), build(pl)
+	for _, p := range []string{first, second} {
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %q, %v; want the pipeline file", p, got, err)
+		}
+	}
+	shared := sharedPipelinePath(ws, hashing.DigestBytes(want))
+	if !linksCounted {
+		if _, err := os.Stat(shared); err == nil {
+			t.Fatal("a shared copy was written where links cannot be counted")
+		}
+		return
+	}
+	a, _ := os.Stat(first)
+	b, _ := os.Stat(second)
+	s, err := os.Stat(shared)
+	if err != nil {
+		t.Fatalf("no shared copy: %v", err)
+	}
+	if !os.SameFile(a, b) || !os.SameFile(a, s) || linkCount(s) != 3 {
+		t.Fatalf("the runs' copies are not one shared file (%d links)", linkCount(s))
+	}
+
+	// Another content gets a copy of its own; the first stays while runs
+	// link to it.
+	other := []byte("name: b\ntasks:\n  - name: t\n    run: \"true\"\n")
+	if err := os.WriteFile(pl.Pipeline.File, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.Load(pl.Pipeline.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl2, err := NewPlan(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third := build(pl2)
+	if got, _ := os.ReadFile(third); !bytes.Equal(got, other) {
+		t.Fatalf("third run's copy is %q, want the new content", got)
+	}
+	if _, err := os.Stat(shared); err != nil {
+		t.Fatalf("the first content's shared copy went while runs link to it: %v", err)
+	}
+
+	// Once no run links to it, the next prune removes it; other files in
+	// the directory stay.
+	keep := filepath.Join(filepath.Dir(shared), "notes.yaml")
+	if err := os.WriteFile(keep, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{first, second} {
+		if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prunePipelineCopies(ws)
+	if _, err := os.Stat(shared); !os.IsNotExist(err) {
+		t.Fatalf("a shared copy no run links to survived the prune: %v", err)
+	}
+	if _, err := os.Stat(sharedPipelinePath(ws, hashing.DigestBytes(other))); err != nil {
+		t.Fatalf("the copy the third run links to was pruned: %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatalf("prune removed a file that is not a shared copy: %v", err)
 	}
 }
