@@ -108,6 +108,32 @@ func TestRunJSONMatchesEncodingJSON(t *testing.T) {
 	if string(got) != string(want)+"\n" {
 		t.Errorf("run.json:\n%s\nwant\n%s", got, want)
 	}
+
+	// The record's head, over counts and times of every shape: written by
+	// hand where json.Marshal's output is known, else by json.Marshal.
+	east := time.FixedZone("east", 5*3600+30*60)
+	odd := time.FixedZone("odd", 3600+7) // an offset of seconds: json.Marshal's own
+	for _, counts := range []map[Status]int{nil, {}, {StatusFailed: 1, StatusCached: 20, StatusUpToDate: 3, Status(`we"ird`): 4}} {
+		for _, times := range [][2]time.Time{
+			{start, start.Add(time.Second)},
+			{{}, {}},
+			{start.In(east), start.Add(time.Nanosecond).In(east)},
+			{start.In(odd), start.In(odd)},
+			{time.Date(12345, 1, 1, 0, 0, 0, 0, time.UTC), start},
+		} {
+			rec := RunRecord{RunID: "r\u2028", Pipeline: "p<i>pe\x00.yaml", Status: "failed", Counts: counts, Started: times[0], Finished: times[1], DurationMS: -3}
+			want, werr := json.Marshal(&rec)
+			head, ok := rec.appendHead(nil)
+			switch {
+			case !ok && jsonTime(times[0]) && jsonTime(times[1]):
+				t.Errorf("appendHead refused times %v", times)
+			case ok && (werr != nil || string(head)+`"tasks":null}` != string(want)):
+				t.Errorf("head %s\nwant %s (%v)", head, want, werr)
+			case !ok && len(head) != 0:
+				t.Errorf("appendHead refused but appended %q", head)
+			}
+		}
+	}
 }
 
 // TestTaskRecordJSON checks the hand-written task record encoding against
