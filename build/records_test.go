@@ -277,3 +277,106 @@ func TestRunsRecordThePipelineFile(t *testing.T) {
 		t.Fatalf("prune removed a file that is not a shared copy: %v", err)
 	}
 }
+
+// Once the workspace keeps keepRuns runs, a build takes the oldest run's
+// directory for its own: there are still keepRuns runs, the oldest is
+// gone, the new run's directory and run.json are the old ones' files, and
+// nothing of the old run is left in them.
+func TestRunDirsAreRecycled(t *testing.T) {
+	pl := planFor(t, "name: a\ntasks:\n  - name: t\n    run: echo hi\n")
+	ws := pl.Workspace
+	build := func() *Summary {
+		t.Helper()
+		sum, err := Run(context.Background(), pl, Options{
+			Backends: map[string]exec.Backend{"local": local.New()},
+			Reporter: NewConsole(ConsoleOptions{Out: io.Discard}),
+			Stdout:   io.Discard,
+			Env:      os.Environ(),
+			Cache:    CacheOptions{Mode: "off"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	for range keepRuns {
+		build()
+	}
+	ents, err := os.ReadDir(RunsDir(ws))
+	if err != nil || len(ents) != keepRuns {
+		t.Fatalf("%d run directories (%v), want %d", len(ents), err, keepRuns)
+	}
+	oldest := filepath.Join(RunsDir(ws), ents[0].Name())
+	if err := os.WriteFile(filepath.Join(oldest, "stray.stdout"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A second name for the old run.json shows whether the new run wrote
+	// into that file; the old pipeline copy is replaced by one of other
+	// content, which the new run must replace with the current one.
+	peek := filepath.Join(ws, "peek.json")
+	if err := os.Link(filepath.Join(oldest, runJSONName), peek); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(oldest, pipelineCopyName)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(oldest, pipelineCopyName), []byte("old content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oldDir, err := os.Stat(oldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sum := build()
+	if _, err := os.Stat(oldest); !os.IsNotExist(err) {
+		t.Fatalf("the oldest run is still there: %v", err)
+	}
+	if ents, _ := os.ReadDir(RunsDir(ws)); len(ents) != keepRuns {
+		t.Fatalf("%d run directories, want %d", len(ents), keepRuns)
+	}
+	newDir, err := os.Stat(sum.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(oldDir, newDir) {
+		t.Error("the new run made a directory of its own instead of taking the oldest run's")
+	}
+	got, err1 := os.ReadFile(filepath.Join(sum.Dir, runJSONName))
+	seen, err2 := os.ReadFile(peek)
+	if err1 != nil || err2 != nil || len(got) == 0 || !bytes.Equal(got, seen) {
+		t.Errorf("run.json was not written into the old run's file (%v, %v)", err1, err2)
+	}
+	if data, err := os.ReadFile(filepath.Join(sum.Dir, pipelineCopyName)); err != nil || !bytes.Contains(data, []byte("echo hi")) {
+		t.Errorf("pipeline.yaml holds %q (%v), want the pipeline file", data, err)
+	}
+	if linksCounted {
+		src, _ := os.ReadFile(pl.Pipeline.File)
+		a, err1 := os.Stat(filepath.Join(sum.Dir, pipelineCopyName))
+		b, err2 := os.Stat(sharedPipelinePath(ws, hashing.DigestBytes(src)))
+		if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+			t.Errorf("the recycled run's pipeline.yaml is not the shared copy (%v, %v)", err1, err2)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(sum.Dir, "stray.stdout")); !os.IsNotExist(err) {
+		t.Errorf("a file of the old run survived in the new run's directory: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(sum.Dir, tasksName)); err != nil || strings.Count(string(data), "\n") != 1 {
+		t.Errorf("tasks.jsonl holds %q (%v), want the new run's one record", data, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(sum.Dir, "t.log")); err != nil || strings.Count(string(data), "=== attempt 1/1") != 1 {
+		t.Errorf("t.log holds %q (%v), want the new run's output once", data, err)
+	}
+	runs, err := ListRuns(ws)
+	if err != nil || len(runs) != keepRuns || runs[0].RunID != sum.RunID || runs[0].Status != "succeeded" {
+		t.Fatalf("ListRuns: %d runs, newest %+v (%v)", len(runs), runs[0], err)
+	}
+
+	// A recycled directory's emptied run.json reads as a run in progress.
+	if err := os.Truncate(filepath.Join(sum.Dir, runJSONName), 0); err != nil {
+		t.Fatal(err)
+	}
+	if runs, _ := ListRuns(ws); runs[0].Status != "incomplete" {
+		t.Errorf("a run with an empty run.json is %q, want incomplete", runs[0].Status)
+	}
+}
