@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/internal/atomicfile"
 	"github.com/rustypipe/rustypipe/internal/jsonenc"
 )
 
@@ -629,38 +630,14 @@ func savePipelineCopy(workspace, dst string, src []byte) {
 		if os.Link(shared, dst) == nil {
 			return
 		}
-		if writeShared(shared, src) == nil && os.Link(shared, dst) == nil {
+		// Written whole under a temporary name: builds running at once may
+		// write the same copy, and none may link to a file another is
+		// still writing.
+		if atomicfile.Write(shared, src, 0o644) == nil && os.Link(shared, dst) == nil {
 			return
 		}
 	}
 	os.WriteFile(dst, src, 0o644)
-}
-
-// writeShared writes a shared pipeline copy whole under a temporary name
-// of its own and renames it into place: builds running at once may write
-// the same copy, and none may link to a file another is still writing.
-func writeShared(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 // sharedPipelinePath is where runs' shared copy of pipeline content d is.

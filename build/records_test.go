@@ -192,20 +192,7 @@ func TestTaskRecordJSON(t *testing.T) {
 func TestRunsRecordThePipelineFile(t *testing.T) {
 	pl := planFor(t, "name: a\ntasks:\n  - name: t\n    run: \"true\"\n")
 	ws := pl.Workspace
-	build := func(pl *Plan) string {
-		t.Helper()
-		sum, err := Run(context.Background(), pl, Options{
-			Backends: map[string]exec.Backend{"local": local.New()},
-			Reporter: NewConsole(ConsoleOptions{Out: io.Discard}),
-			Stdout:   io.Discard,
-			Env:      os.Environ(),
-			Cache:    CacheOptions{Mode: "off"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return filepath.Join(sum.Dir, "pipeline.yaml")
-	}
+	build := func(pl *Plan) string { return filepath.Join(runUncached(t, pl).Dir, "pipeline.yaml") }
 	want, err := os.ReadFile(pl.Pipeline.File)
 	if err != nil {
 		t.Fatal(err)
@@ -285,20 +272,7 @@ func TestRunsRecordThePipelineFile(t *testing.T) {
 func TestRunDirsAreRecycled(t *testing.T) {
 	pl := planFor(t, "name: a\ntasks:\n  - name: t\n    run: echo hi\n")
 	ws := pl.Workspace
-	build := func() *Summary {
-		t.Helper()
-		sum, err := Run(context.Background(), pl, Options{
-			Backends: map[string]exec.Backend{"local": local.New()},
-			Reporter: NewConsole(ConsoleOptions{Out: io.Discard}),
-			Stdout:   io.Discard,
-			Env:      os.Environ(),
-			Cache:    CacheOptions{Mode: "off"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sum
-	}
+	build := func() *Summary { return runUncached(t, pl) }
 	for range keepRuns {
 		build()
 	}
@@ -379,4 +353,20 @@ func TestRunDirsAreRecycled(t *testing.T) {
 	if runs, _ := ListRuns(ws); runs[0].Status != "incomplete" {
 		t.Errorf("a run with an empty run.json is %q, want incomplete", runs[0].Status)
 	}
+}
+
+// runUncached builds pl on the local backend without the cache.
+func runUncached(t *testing.T, pl *Plan) *Summary {
+	t.Helper()
+	sum, err := Run(context.Background(), pl, Options{
+		Backends: map[string]exec.Backend{"local": local.New()},
+		Reporter: NewConsole(ConsoleOptions{Out: io.Discard}),
+		Stdout:   io.Discard,
+		Env:      os.Environ(),
+		Cache:    CacheOptions{Mode: "off"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }

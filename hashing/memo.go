@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rustypipe/rustypipe/internal/atomicfile"
 	"github.com/rustypipe/rustypipe/internal/binread"
 )
 
@@ -400,35 +401,13 @@ func (m *Memo) Save() error {
 	m.dirty, m.major, m.minor = false, false, 0
 	m.mu.Unlock()
 
-	if err := writeAtomic(m.path, data); err != nil {
+	if err := atomicfile.Write(m.path, data, 0o600); err != nil {
 		m.mu.Lock()
 		m.dirty, m.major = true, true
 		m.mu.Unlock()
 		return fmt.Errorf("hashing: save memo: %w", err)
 	}
 	return nil
-}
-
-func writeAtomic(name string, data []byte) error {
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 // encodeMemo serialises entries used at or after minUsed:
