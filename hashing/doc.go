@@ -109,10 +109,15 @@
 // Memo avoids re-reading unchanged files across runs. It trusts a remembered
 // digest only when the file's size, mtime (ns), mode, and, where the platform
 // has them, inode, device and ctime are all unchanged, and only when the
-// mtime was strictly older than the read time minus 2 s ("racy git" rule;
-// 2 s is the coarsest common timestamp granularity, FAT's). Entries whose
-// mtime is within 2 s of the memo file's own write time are distrusted on
-// load, which guards against a wall clock ahead of the file system's. A
+// mtime was strictly older than the read time minus the racy window ("racy
+// git" rule): 100 ms on Linux file systems that keep nanosecond times from
+// the kernel's clock (ext4, XFS, Btrfs, tmpfs, overlayfs, F2FS, ZFS,
+// bcachefs) for a file whose change time has a sub-second part, else 2 s,
+// the coarsest common timestamp granularity (FAT's), which also covers a
+// network file system's clock; RUSTYPIPE_RACY_WINDOW sets it for every
+// file (racy.go). Entries whose mtime is within the window of the memo
+// file's own write time are distrusted on load, which guards against a
+// wall clock ahead of the file system's. A
 // racy, changing or special file is always re-read. The memo file is
 // versioned and checksummed; anything unreadable is discarded, never trusted.
 // A racy file can neither match a trusted entry nor get one, so a lazy memo

@@ -19,14 +19,6 @@ import (
 	"github.com/rustypipe/rustypipe/internal/binread"
 )
 
-// racyWindow is how close to "now" an mtime may be before the memo stops
-// trusting it. A file rewritten within the same timestamp tick as the stat we
-// recorded keeps its mtime; the coarsest tick in common use is FAT's 2 s
-// (ext4, XFS, APFS and NTFS record ns or 100 ns), so an entry is trusted only
-// when its mtime is strictly older than the read time minus 2 s. Same rule as
-// git's "racy git" handling.
-const racyWindow = 2 * time.Second
-
 // memoMaxIdle is how long an entry that no lookup used survives in the saved
 // memo, so that deleted and renamed files do not accumulate forever.
 const memoMaxIdle = 30 * 24 * time.Hour
@@ -82,10 +74,11 @@ type fileStat struct {
 }
 
 // racy reports whether the file was modified within the racy window of
-// now: its stat data cannot vouch for its content (a rewrite within the
-// timestamp granularity could keep them), so its digest is not trusted.
+// now (racy.go): its stat data cannot vouch for its content (a rewrite
+// within the timestamp granularity could keep them), so its digest is not
+// trusted.
 func (s fileStat) racy(now time.Time) bool {
-	return s.mtimeNs >= now.Add(-racyWindow).UnixNano()
+	return s.mtimeNs >= now.Add(-racyWindow(s.dev, s.ctimeNs)).UnixNano()
 }
 
 func statOf(fi fs.FileInfo) fileStat {
@@ -205,9 +198,11 @@ func readMemoFile(path string) (map[string]*memoEntry, error) {
 	// Entries were trusted against the wall clock when hashed; check them
 	// again against the memo file's mtime, which comes from the file
 	// system's clock, in case the two clocks disagree.
-	written := fi.ModTime().Add(-racyWindow).UnixNano()
+	memoSt := statOf(fi)
+	noteFS(memoSt.dev, path)
+	written := fi.ModTime().UnixNano()
 	for _, e := range entries {
-		e.trusted = e.st.mtimeNs < written
+		e.trusted = e.st.mtimeNs < written-int64(racyWindow(e.st.dev, e.st.ctimeNs))
 	}
 	return entries, nil
 }
@@ -255,6 +250,7 @@ func (m *Memo) digestInfo(full, clean string, fi fs.FileInfo, keep int64) (FileE
 	}
 
 	st := statOf(fi)
+	noteFS(st.dev, full)
 	now := m.now()
 	// A file modified within the racy window cannot match a trusted entry
 	// (see NewLazyMemo): it is hashed without consulting the entries.

@@ -118,43 +118,81 @@ func TestMemoHitDoesNotRead(t *testing.T) {
 }
 
 // TestMemoRacy: a file whose mtime is within the racy window of the read
-// time is re-read on every lookup until it is old enough.
+// time is re-read on every lookup until it is old enough; with the coarse
+// window and, where the file system keeps fine times, the fine one.
 func TestMemoRacy(t *testing.T) {
-	root := t.TempDir()
-	writeFile(t, root, "r.txt", "racy", 0o644, past)
-	m := openTestMemo(t, filepath.Join(root, ".rustypipe", "statmemo"))
+	for _, fine := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fine=%v", fine), func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, root, "r.txt", "racy", 0o644, past)
+			window := forceWindow(t, root, "r.txt", fine)
+			m := openTestMemo(t, filepath.Join(root, ".rustypipe", "statmemo"))
 
-	clock := past.Add(time.Second) // mtime is 1 s before "now": racy
-	m.now = func() time.Time { return clock }
-	for i := 1; i <= 3; i++ {
-		if e := mustDigest(t, m, root, "r.txt"); e.Digest != d("racy") {
-			t.Fatalf("wrong digest %s", e.Digest)
-		}
-		if n := m.hashed.Load(); n != int64(i) {
-			t.Fatalf("lookup %d: %d reads, want %d (racy entries must not be trusted)", i, n, i)
-		}
+			clock := past.Add(window / 2) // mtime is within the window of "now": racy
+			m.now = func() time.Time { return clock }
+			for i := 1; i <= 3; i++ {
+				if e := mustDigest(t, m, root, "r.txt"); e.Digest != d("racy") {
+					t.Fatalf("wrong digest %s", e.Digest)
+				}
+				if n := m.hashed.Load(); n != int64(i) {
+					t.Fatalf("lookup %d: %d reads, want %d (racy entries must not be trusted)", i, n, i)
+				}
+			}
+			if err := m.Save(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(m.path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a memo holding only racy entries was written (%v)", err)
+			}
+
+			// Exactly at the edge: mtime == now - window is still racy
+			// ("strictly older").
+			clock = past.Add(window)
+			mustDigest(t, m, root, "r.txt")
+			mustDigest(t, m, root, "r.txt")
+			if n := m.hashed.Load(); n != 5 {
+				t.Fatalf("at the window edge: %d reads, want 5", n)
+			}
+
+			clock = past.Add(window + time.Nanosecond)
+			mustDigest(t, m, root, "r.txt")
+			mustDigest(t, m, root, "r.txt")
+			if n := m.hashed.Load(); n != 6 {
+				t.Fatalf("after the window: %d reads, want 6", n)
+			}
+		})
 	}
-	if err := m.Save(); err != nil {
+}
+
+// forceWindow makes the file system of root count as keeping fine times or
+// not, for this test, and returns the racy window of root/rel then.
+func forceWindow(t *testing.T, root, rel string, fine bool) time.Duration {
+	t.Helper()
+	fi, err := os.Lstat(filepath.Join(root, rel))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(m.path); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a memo holding only racy entries was written (%v)", err)
+	st := statOf(fi)
+	old, had := fineDevs.Load(st.dev)
+	fineDevs.Store(st.dev, fine)
+	t.Cleanup(func() {
+		if had {
+			fineDevs.Store(st.dev, old)
+		} else {
+			fineDevs.Delete(st.dev)
+		}
+	})
+	w := racyWindow(st.dev, st.ctimeNs)
+	switch {
+	case !fine && w != coarseRacyWindow:
+		t.Fatalf("window %v on a file system forced coarse", w)
+	case fine && w != fineRacyWindow:
+		if st.ctimeNs%int64(time.Second) != 0 {
+			t.Fatalf("window %v for a change time with nanoseconds on a file system forced fine", w)
+		}
+		t.Logf("the change time has whole seconds here: window %v", w)
 	}
-
-	// Exactly at the edge: mtime == now - 2 s is still racy ("strictly older").
-	clock = past.Add(racyWindow)
-	mustDigest(t, m, root, "r.txt")
-	mustDigest(t, m, root, "r.txt")
-	if n := m.hashed.Load(); n != 5 {
-		t.Fatalf("at the window edge: %d reads, want 5", n)
-	}
-
-	clock = past.Add(racyWindow + time.Nanosecond)
-	mustDigest(t, m, root, "r.txt")
-	mustDigest(t, m, root, "r.txt")
-	if n := m.hashed.Load(); n != 6 {
-		t.Fatalf("after the window: %d reads, want 6", n)
-	}
+	return w
 }
 
 // TestMemoChangedWhileReading: a file rewritten while it is being hashed is
@@ -244,6 +282,7 @@ func TestMemoLoadRacyAgainstWriteTime(t *testing.T) {
 	root := t.TempDir()
 	memoPath := filepath.Join(root, "statmemo")
 	writeFile(t, root, "f", "content", 0o644, past)
+	window := forceWindow(t, root, "f", false)
 	m := openTestMemo(t, memoPath)
 	mustDigest(t, m, root, "f")
 	if err := m.Save(); err != nil {
@@ -253,9 +292,9 @@ func TestMemoLoadRacyAgainstWriteTime(t *testing.T) {
 		memoTime time.Time
 		reads    int64
 	}{
-		{past.Add(time.Second), 1},              // memo written 1 s after the file: racy
-		{past.Add(racyWindow + time.Second), 0}, // well after: trusted
-		{past.Add(-time.Minute), 1},             // memo older than the file (clock skew): racy
+		{past.Add(window / 2), 1},           // memo written within the window after the file: racy
+		{past.Add(window + time.Second), 0}, // well after: trusted
+		{past.Add(-time.Minute), 1},         // memo older than the file (clock skew): racy
 	} {
 		if err := os.Chtimes(memoPath, tc.memoTime, tc.memoTime); err != nil {
 			t.Fatal(err)

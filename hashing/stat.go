@@ -40,11 +40,11 @@ func Lstat(path string) (st Stat, exists bool, err error) {
 }
 
 // Older reports whether the file's modification and change times are both
-// more than the racy window (two seconds, the coarsest timestamp
-// granularity of common file systems) before t: a later write then must
-// change them.
+// more than the racy window (racy.go) before t: a later write then must
+// change them. The window is the fine one only for a device that a memo
+// has statted a file of in this process.
 func (s Stat) Older(t time.Time) bool {
-	limit := t.Add(-racyWindow).UnixNano()
+	limit := t.Add(-racyWindow(s.Dev, s.CtimeNs)).UnixNano()
 	return s.MtimeNs < limit && s.CtimeNs < limit
 }
 
@@ -58,6 +58,7 @@ func (m *Memo) Confirm(root, rel string, d Digest) (Stat, bool) {
 		return Stat{}, false
 	}
 	st := statOf(fi)
+	noteFS(st.dev, full)
 	m.Load()
 	m.mu.Lock()
 	e, ok := m.entries[full]
