@@ -356,7 +356,7 @@ func (s *Store) GetAction(ctx context.Context, key [32]byte) (*ActionResult, err
 		return nil, fmt.Errorf("cas: get action %s: %w", hexKey(key), err)
 	}
 	if !s.journalHasAction(key) && s.filteredOut(key) {
-		return nil, fmt.Errorf("cas: get action %s: %w", hexKey(key), ErrNotFound)
+		return nil, &actionMissError{key: key}
 	}
 	var a *ActionResult
 	err := s.withDB(func(db *badger.DB) error {
@@ -406,12 +406,27 @@ func (s *Store) GetAction(ctx context.Context, key [32]byte) (*ActionResult, err
 		}
 		return nil
 	})
+	if err == ErrNotFound {
+		return nil, &actionMissError{key: key}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cas: get action %s: %w", hexKey(key), err)
 	}
 	s.noteUse(a)
 	return a, nil
 }
+
+// actionMissError is GetAction's error for a key that is not stored:
+// "cas: get action <key>: not found", matching ErrNotFound. It is made for
+// every miss, most of which nobody prints, so the text is formatted only
+// when asked for.
+type actionMissError struct{ key [32]byte }
+
+func (e *actionMissError) Error() string {
+	return fmt.Sprintf("cas: get action %s: %v", hexKey(e.key), ErrNotFound)
+}
+
+func (e *actionMissError) Unwrap() error { return ErrNotFound }
 
 // checkBlobs returns an error matching ErrNotFound when a blob a names is
 // not stored.

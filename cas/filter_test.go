@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	badger "github.com/dgraph-io/badger/v4"
 	"os"
 	"path/filepath"
 	"testing"
@@ -145,4 +147,72 @@ func readerAction(t *testing.T, s *Store, name string, stdout, file []byte) *Act
 		t.Fatalf("PutAction(%s): %v", name, err)
 	}
 	return a
+}
+
+// A writable store answers lookups of keys it never stored from its key
+// filter, without reading the index: for an index it made (an empty
+// filter), and for one whose filter it took at Open. Keys it stores, or
+// merges from the journal, are found.
+func TestWriterFiltersMisses(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, Options{Dir: dir})
+	if s.filter == nil {
+		t.Fatal("a writer on a new index has no key filter")
+	}
+	missing := key("missing")
+	_, err := s.GetAction(ctx, missing)
+	if !errors.Is(err, ErrNotFound) || err.Error() != fmt.Sprintf("cas: get action %s: %v", hexKey(missing), ErrNotFound) {
+		t.Fatalf("GetAction of a missing key = %v", err)
+	}
+	simpleAction(t, s, "stored", []byte("o"), []byte("f"))
+	if _, err := s.GetAction(ctx, key("stored")); err != nil {
+		t.Fatalf("a stored key: %v", err)
+	}
+	// A key in the index that the store did not put is not looked for:
+	// the filter answers. Its record is a copy of a good one, which a
+	// lookup finds once the key is in the filter.
+	copyRecord := func(to [32]byte) {
+		t.Helper()
+		err := s.db.Update(func(txn *badger.Txn) error {
+			item, err := txn.Get(actionKey(key("stored")))
+			if err != nil {
+				return err
+			}
+			val, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			return txn.Set(actionKey(to), val)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	known := key("known")
+	copyRecord(known)
+	s.filterAdd(known)
+	if _, err := s.GetAction(ctx, known); err != nil {
+		t.Fatalf("the copied record is not a good one: %v", err)
+	}
+	hidden := key("hidden")
+	copyRecord(hidden)
+	if _, err := s.GetAction(ctx, hidden); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a key the filter does not hold was read from the index: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened, the writer takes the filter written at Close.
+	s = openT(t, Options{Dir: dir})
+	if s.filter == nil {
+		t.Fatal("the reopened writer has no key filter")
+	}
+	if _, err := s.GetAction(ctx, key("stored")); err != nil {
+		t.Fatalf("a stored key after reopening: %v", err)
+	}
+	if _, err := s.GetAction(ctx, missing); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a missing key after reopening: %v", err)
+	}
 }

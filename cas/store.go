@@ -355,16 +355,33 @@ func (s *Store) openLocked() error {
 			return nil
 		}
 	}
+	// A writer reads the filter before badger opens the index, which
+	// rewrites the MANIFEST the filter is bound to; we hold the lock
+	// exclusively, so nothing else writes in between. An index that badger
+	// makes now holds no key: an empty filter is complete for it.
+	var (
+		filter   *keyFilter
+		filterOK bool
+		fresh    bool
+	)
+	if !s.readOnly {
+		filter, filterOK = s.readKeyFilter()
+		_, statErr := os.Stat(filepath.Join(s.root, indexName, "MANIFEST"))
+		fresh = errors.Is(statErr, fs.ErrNotExist)
+	}
 	db, err := s.openIndex()
 	if err != nil {
 		return err
 	}
 	s.db = db
 	if !s.readOnly {
-		if err := s.takeKeyFilter(); err != nil {
+		if err := s.takeKeyFilter(filter, filterOK); err != nil {
 			db.Close()
 			s.db = nil
 			return fmt.Errorf("cas: open %s: %w", s.dir, err)
+		}
+		if fresh && s.filter == nil {
+			s.filter = newKeyFilter(0)
 		}
 		s.mergeUses(db)
 		if jerr == nil {
@@ -706,12 +723,13 @@ func (s *Store) openLazyDB() error {
 	return s.dbErr
 }
 
-// filteredOut reports that key is certainly not in the index (a reader's
-// key filter says so), so that a lookup need not open it.
+// filteredOut reports that key is certainly not in the index, so that a
+// lookup need not read it: the key filter says so. A reader's filter is
+// the one it trusted at Open; a writer's holds every key of the index at
+// Open (the filter it took then, or none for an index made then) and
+// every key it added since, and no one else writes while it holds the
+// lock. A store without a filter never filters out.
 func (s *Store) filteredOut(key [32]byte) bool {
-	if !s.lazyDB {
-		return false
-	}
 	s.filterMu.Lock()
 	defer s.filterMu.Unlock()
 	return s.filter != nil && !s.filter.mayContain(key)

@@ -446,9 +446,12 @@ func TestCorruptActionRecord(t *testing.T) {
 			s := openT(t, Options{Dir: dir})
 			simpleAction(t, s, "good", []byte("o"), []byte("f"))
 			k := key("bad")
+			// Written behind the store's back, as damage would be; the key
+			// goes into the store's filter as a put would have put it.
 			if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(actionKey(k), val) }); err != nil {
 				t.Fatal(err)
 			}
+			s.filterAdd(k)
 			if got := listKeys(t, s); len(got) != 1 || got[key("good")] == nil {
 				t.Errorf("List = %d actions, want only the good one", len(got))
 			}
