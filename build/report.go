@@ -48,7 +48,7 @@ type console struct {
 	running map[string]time.Time
 	counts  map[Status]int
 	drawn   bool
-	buf     []byte // line3's line
+	buf     []byte // lineOf's line
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -151,11 +151,15 @@ func (c *console) redrawLocked() {
 	c.drawn = true
 }
 
-// line3 prints a+b+c as a line, without fmt: a cached build prints such a
-// line for each of its tasks.
-func (c *console) line3(a, b, d string) {
+// lineOf prints its parts as a line, without fmt: a build prints such a
+// line or two for each of its tasks.
+func (c *console) lineOf(parts ...string) {
 	c.mu.Lock()
-	c.buf = append(append(append(append(c.buf[:0], a...), b...), d...), '\n')
+	c.buf = c.buf[:0]
+	for _, p := range parts {
+		c.buf = append(c.buf, p...)
+	}
+	c.buf = append(c.buf, '\n')
 	c.printLocked(c.buf)
 	c.redrawLocked()
 	c.mu.Unlock()
@@ -176,7 +180,7 @@ func (c *console) TaskStarted(r *TaskRecord, attempt int) {
 		c.line("--> %s (attempt %d)", r.Name, attempt)
 		return
 	}
-	c.line("--> %s", r.Name)
+	c.lineOf("--> ", r.Name)
 }
 
 func (c *console) TaskRetrying(r *TaskRecord, a *Attempt) {
@@ -205,11 +209,11 @@ func (c *console) TaskFinished(r *TaskRecord) {
 	d := (time.Duration(s.DurationMS) * time.Millisecond).Round(time.Millisecond)
 	switch s.Status {
 	case StatusSucceeded:
-		c.line("ok   %s (%s)", s.Name, d)
+		c.lineOf("ok   ", s.Name, " (", d.String(), ")")
 	case StatusCached:
-		c.line3("ok   ", s.Name, " (cached)")
+		c.lineOf("ok   ", s.Name, " (cached)")
 	case StatusUpToDate:
-		c.line3("ok   ", s.Name, " (up to date)")
+		c.lineOf("ok   ", s.Name, " (up to date)")
 	case StatusCancelled:
 		c.line("STOP %s (%s)", s.Name, s.Reason)
 	default:
