@@ -252,8 +252,8 @@ func makeRunDir(workspace string, pipelineSrc []byte, runID string) (*runDir, er
 }
 
 // recycleRunDir turns the oldest run's directory into dir, the new run's,
-// when the workspace keeps keepRuns runs already, and reports whether it
-// did. The old run's run.json and task records are emptied, not removed,
+// when the workspace keeps keepRuns runs already and that run finished,
+// and reports whether it did. The old run's run.json and task records are emptied, not removed,
 // for the new run to write again; its other files are removed. A build
 // that reports only up-to-date tasks so makes no new file or directory:
 // on ext4, a new inode where many were removed in the last minute (a
@@ -272,7 +272,16 @@ func recycleRunDir(workspace, dir string) bool {
 			dirs = append(dirs, e.Name())
 		}
 	}
-	if len(dirs) < keepRuns || os.Rename(filepath.Join(runs, dirs[0]), dir) != nil {
+	if len(dirs) < keepRuns {
+		return false
+	}
+	// Only a finished run's: a run without run.json may still be going on,
+	// and its open task records must not become the new run's.
+	oldest := filepath.Join(runs, dirs[0])
+	if fi, err := os.Stat(filepath.Join(oldest, runJSONName)); err != nil || fi.Size() == 0 {
+		return false
+	}
+	if os.Rename(oldest, dir) != nil {
 		return false // another build may have taken it: make a new one
 	}
 	old, err := os.ReadDir(dir)

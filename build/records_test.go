@@ -353,6 +353,19 @@ func TestRunDirsAreRecycled(t *testing.T) {
 	if runs, _ := ListRuns(ws); runs[0].Status != "incomplete" {
 		t.Errorf("a run with an empty run.json is %q, want incomplete", runs[0].Status)
 	}
+
+	// A run that has not finished (no run.json yet) is never taken over:
+	// the new run makes a directory of its own.
+	ents, _ = os.ReadDir(RunsDir(ws))
+	going := filepath.Join(RunsDir(ws), ents[0].Name())
+	if err := os.Remove(filepath.Join(going, runJSONName)); err != nil {
+		t.Fatal(err)
+	}
+	goingDir, _ := os.Stat(going)
+	next := build()
+	if nextDir, err := os.Stat(next.Dir); err != nil || os.SameFile(goingDir, nextDir) {
+		t.Errorf("a run without run.json was taken over (%v)", err)
+	}
 }
 
 // runUncached builds pl on the local backend without the cache.
