@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -70,6 +71,9 @@ type noopRecord struct {
 	env                  []noopEnv
 	tasks                []noopTask
 	files                []noopFileRec
+
+	hexOnce sync.Once
+	hexKeys string // every task's key in hex, in order (keyString)
 }
 
 type noopEnv struct {
@@ -82,6 +86,26 @@ type noopTask struct {
 	key        hashing.Key
 	nfiles     int // this task's entries in files, which follow the previous task's
 	first      int // the index of its first entry in files (not encoded)
+	index      int // its index in the record's tasks (not encoded)
+}
+
+// keyString returns t's key in hex, as TaskRecord.Key holds it, cut from
+// one string made for all the record's keys at the first call: a build
+// that takes a thousand tasks as up to date by the record reports all
+// their keys, and a string each was a tenth of its bookkeeping.
+func (r *noopRecord) keyString(t *noopTask) string {
+	r.hexOnce.Do(func() {
+		b := make([]byte, 0, len(r.tasks)*2*len(hashing.Key{}))
+		for i := range r.tasks {
+			b = hex.AppendEncode(b, r.tasks[i].key[:])
+		}
+		r.hexKeys = string(b)
+	})
+	n := 2 * len(hashing.Key{})
+	if t.index < 0 || (t.index+1)*n > len(r.hexKeys) || &r.tasks[t.index] != t {
+		return t.key.String() // not one of the record's own tasks
+	}
+	return r.hexKeys[t.index*n : (t.index+1)*n]
 }
 
 type noopFileRec struct {
@@ -164,6 +188,7 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 		r.tasks[i] = noopTask{name: str(), file: str(), key: hashing.Key(fixed(hashing.Size))}
 		r.tasks[i].nfiles = count()
 		r.tasks[i].first = total
+		r.tasks[i].index = i
 		total += r.tasks[i].nfiles
 	}
 	r.files = make([]noopFileRec, count())
@@ -262,7 +287,7 @@ func TryNoop(o NoopOptions) (sum *Summary, ok bool, partial *NoopPartial, err er
 	for i, t := range rec.tasks {
 		r := &records[i]
 		*r = TaskRecord{Name: t.name, Backend: "local", Status: StatusUpToDate, Started: now, Finished: now,
-			Key: t.key.String(), Cache: "up-to-date", file: t.file}
+			Key: rec.keyString(&rec.tasks[i]), Cache: "up-to-date", file: t.file}
 		sum.Tasks[i] = r
 		rep.TaskFinished(r)
 	}
@@ -661,7 +686,7 @@ func (b *builder) upToDateByRecord(id int) *lookupResult {
 	b.clean[id] = ct
 	r := b.records[id]
 	r.mu.Lock()
-	r.Key, r.Cache = ct.key.String(), "up-to-date"
+	r.Key, r.Cache = p.rec.keyString(ct), "up-to-date"
 	r.mu.Unlock()
 	return upToDateResult(e)
 }

@@ -17,7 +17,7 @@ func TestNoopRecordRoundTripAndDamage(t *testing.T) {
 		stamp: "v1 /bin/rustypipe 123 456", file: "rustypipe.yaml", targets: "a\x00b",
 		pipeline: hashing.DigestBytes([]byte("tasks: []")),
 		env:      []noopEnv{{name: "HOME", value: "/root", set: true}, {name: "UNSET"}},
-		tasks:    []noopTask{{name: "a", file: "a", key: hashing.Key{1}, nfiles: 2}, {name: "b/c", file: "b_c-1234", key: hashing.Key{2}, nfiles: 1, first: 2}},
+		tasks:    []noopTask{{name: "a", file: "a", key: hashing.Key{1}, nfiles: 2}, {name: "b/c", file: "b_c-1234", key: hashing.Key{2}, nfiles: 1, first: 2, index: 1}},
 		files: []noopFileRec{
 			{path: "in/a.txt", kind: noopFile, st: hashing.Stat{Size: 5, MtimeNs: -1, CtimeNs: 1 << 62, Ino: 7, Dev: 8, Mode: 0o644}},
 			{path: "missing", kind: noopAbsent},
@@ -123,5 +123,28 @@ func TestUnchangedTaskAnswersKnownChangesAtOnce(t *testing.T) {
 	}
 	if p.unchangedTask(&noopTask{first: 0, nfiles: 5}) != true || p.unchangedTask(&noopTask{first: 5, nfiles: 1}) != false {
 		t.Fatal("answers after the check disagree with its results")
+	}
+}
+
+// keyString gives each task of a decoded record its key in hex, as
+// Key.String does; a task that is not the record's own gets it too.
+func TestNoopKeyString(t *testing.T) {
+	rec := &noopRecord{stamp: "s", file: "f"}
+	for i := range 5 {
+		rec.tasks = append(rec.tasks, noopTask{name: fmt.Sprint("t", i), file: fmt.Sprint("t", i), key: hashing.Key(hashing.DigestBytes([]byte{byte(i)}))})
+	}
+	got, err := decodeNoop(rec.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got.tasks {
+		if k := got.keyString(&got.tasks[i]); k != rec.tasks[i].key.String() {
+			t.Errorf("task %d: %s, want %s", i, k, rec.tasks[i].key.String())
+		}
+	}
+	stray := got.tasks[2]
+	stray.key = hashing.Key(hashing.DigestBytes([]byte("other")))
+	if k := got.keyString(&stray); k != stray.key.String() {
+		t.Errorf("a task not in the record: %s, want %s", k, stray.key.String())
 	}
 }
