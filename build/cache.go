@@ -276,8 +276,16 @@ func (c *cacheLayer) lookup(ctx context.Context, b *builder, id int, script stri
 // upToDateResult is the lookup result of a task up to date with state
 // entry e: its output is the recorded one.
 func upToDateResult(e *stateEntry) *lookupResult {
-	return &lookupResult{done: true, status: StatusUpToDate,
-		output: &taskOutput{text: strings.TrimSpace(string(e.Stdout)), read: true, meta: &outputMeta{manifest: e.Manifest}}}
+	// One allocation for the three parts: a build may take a thousand
+	// tasks as up to date.
+	r := &struct {
+		res  lookupResult
+		out  taskOutput
+		meta outputMeta
+	}{meta: outputMeta{manifest: e.Manifest}}
+	r.out = taskOutput{text: strings.TrimSpace(string(e.Stdout)), read: true, meta: &r.meta}
+	r.res = lookupResult{done: true, status: StatusUpToDate, output: &r.out}
+	return &r.res
 }
 
 // upToDate returns the workspace state's entry for task when the workspace
