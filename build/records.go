@@ -233,10 +233,11 @@ type runDir struct {
 // on in the background, while tasks start; writeRun waits for them.
 func makeRunDir(workspace string, pipelineSrc []byte, runID string) (*runDir, error) {
 	dir := filepath.Join(RunsDir(workspace), runID)
-	if !recycleRunDir(workspace, dir) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("build: run records: %w", err)
-		}
+	old := runDirs(workspace)
+	if recycleRunDir(old, dir) {
+		old = old[1:]
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("build: run records: %w", err)
 	}
 	d := &runDir{dir: dir}
 	d.bg.Add(1)
@@ -245,50 +246,56 @@ func makeRunDir(workspace string, pipelineSrc []byte, runID string) (*runDir, er
 		if pipelineSrc != nil {
 			savePipelineCopy(workspace, filepath.Join(dir, pipelineCopyName), pipelineSrc)
 		}
-		pruneRuns(workspace)
+		pruneRuns(old)
 		prunePipelineCopies(workspace)
 	}()
 	return d, nil
 }
 
-// recycleRunDir turns the oldest run's directory into dir, the new run's,
-// when the workspace keeps keepRuns runs already and that run finished,
-// and reports whether it did. The old run's run.json and task records are emptied, not removed,
-// for the new run to write again; its other files are removed. A build
-// that reports only up-to-date tasks so makes no new file or directory:
-// on ext4, a new inode where many were removed in the last minute (a
-// build removed the oldest run each time, a clean build removes its
-// outputs) costs a scan of the inode table, 0.4 ms each measured, twice
-// per no-op build.
-func recycleRunDir(workspace, dir string) bool {
+// runDirs returns the paths of the workspace's run directories, oldest
+// first (run ids sort by time).
+func runDirs(workspace string) []string {
 	runs := RunsDir(workspace)
-	ents, err := os.ReadDir(runs) // sorted by name: oldest first
+	ents, err := os.ReadDir(runs) // sorted by name
 	if err != nil {
-		return false
+		return nil
 	}
 	var dirs []string
 	for _, e := range ents {
 		if e.IsDir() {
-			dirs = append(dirs, e.Name())
+			dirs = append(dirs, filepath.Join(runs, e.Name()))
 		}
 	}
-	if len(dirs) < keepRuns {
+	return dirs
+}
+
+// recycleRunDir turns the oldest of the runs old (runDirs) into dir, the
+// new run's directory, when there are keepRuns of them already and that
+// run finished, and reports whether it did. The old run's run.json and
+// task records are emptied, not removed, for the new run to write again;
+// its other files are removed. A build that reports only up-to-date tasks
+// so makes no new file or directory: on ext4, a new inode where many were
+// removed in the last minute (a build removed the oldest run each time, a
+// clean build removes its outputs) costs a scan of the inode table, 0.4 ms
+// each measured, twice per no-op build.
+func recycleRunDir(old []string, dir string) bool {
+	if len(old) < keepRuns {
 		return false
 	}
 	// Only a finished run's: a run without run.json may still be going on,
 	// and its open task records must not become the new run's.
-	oldest := filepath.Join(runs, dirs[0])
+	oldest := old[0]
 	if fi, err := os.Stat(filepath.Join(oldest, runJSONName)); err != nil || fi.Size() == 0 {
 		return false
 	}
 	if os.Rename(oldest, dir) != nil {
 		return false // another build may have taken it: make a new one
 	}
-	old, err := os.ReadDir(dir)
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return true
 	}
-	for _, e := range old {
+	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
 		switch e.Name() {
 		case runJSONName, tasksName:
@@ -603,20 +610,11 @@ func (b *builder) weights() []int64 {
 // the new one; older ones are removed when a build starts.
 const keepRuns = 30
 
-// pruneRuns removes all but the newest keepRuns run directories.
-func pruneRuns(workspace string) {
-	ents, err := os.ReadDir(RunsDir(workspace))
-	if err != nil {
-		return
-	}
-	var dirs []string
-	for _, e := range ents {
-		if e.IsDir() {
-			dirs = append(dirs, e.Name())
-		}
-	}
-	for i := 0; i+keepRuns < len(dirs); i++ {
-		os.RemoveAll(filepath.Join(RunsDir(workspace), dirs[i]))
+// pruneRuns removes the oldest of the runs old (runDirs, without the new
+// run's directory) until, with the new run, keepRuns are left.
+func pruneRuns(old []string) {
+	for i := 0; i+keepRuns-1 < len(old); i++ {
+		os.RemoveAll(old[i])
 	}
 }
 

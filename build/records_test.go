@@ -366,6 +366,13 @@ func TestRunDirsAreRecycled(t *testing.T) {
 	if nextDir, err := os.Stat(next.Dir); err != nil || os.SameFile(goingDir, nextDir) {
 		t.Errorf("a run without run.json was taken over (%v)", err)
 	}
+	// It is removed instead, the oldest beyond keepRuns.
+	if _, err := os.Stat(going); !os.IsNotExist(err) {
+		t.Errorf("the oldest run beyond keepRuns is still there: %v", err)
+	}
+	if ents, _ := os.ReadDir(RunsDir(ws)); len(ents) != keepRuns {
+		t.Errorf("%d run directories, want %d", len(ents), keepRuns)
+	}
 }
 
 // runUncached builds pl on the local backend without the cache.
