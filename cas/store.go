@@ -362,12 +362,13 @@ func (s *Store) openLocked() error {
 	var (
 		filter   *keyFilter
 		filterOK bool
-		fresh    bool
 	)
 	if !s.readOnly {
-		filter, filterOK = s.readKeyFilter()
-		_, statErr := os.Stat(filepath.Join(s.root, indexName, "MANIFEST"))
-		fresh = errors.Is(statErr, fs.ErrNotExist)
+		if _, err := os.Stat(filepath.Join(s.root, indexName, "MANIFEST")); errors.Is(err, fs.ErrNotExist) {
+			filter, filterOK = newKeyFilter(0), true
+		} else {
+			filter, filterOK = s.readKeyFilter()
+		}
 	}
 	db, err := s.openIndex()
 	if err != nil {
@@ -379,9 +380,6 @@ func (s *Store) openLocked() error {
 			db.Close()
 			s.db = nil
 			return fmt.Errorf("cas: open %s: %w", s.dir, err)
-		}
-		if fresh && s.filter == nil {
-			s.filter = newKeyFilter(0)
 		}
 		s.mergeUses(db)
 		if jerr == nil {
