@@ -13,6 +13,7 @@ import (
 
 	"github.com/rustypipe/rustypipe/dag"
 	"github.com/rustypipe/rustypipe/exec"
+	"github.com/rustypipe/rustypipe/hashing"
 	"github.com/rustypipe/rustypipe/pipeline"
 )
 
@@ -218,11 +219,13 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	if src == nil {
 		src, _ = os.ReadFile(pl.Pipeline.File)
 	}
+	var srcDigest hashing.Digest // zero: makeRunDir computes it
 	if o.NoopStamp != "" && o.Cache.reads() && len(o.Cache.Force) == 0 && o.Cache.DebugKeys == nil && o.Noop.usable(pl, o, src) {
 		b.partial = o.Noop
 		b.clean = make([]*noopTask, len(pl.Tasks))
+		srcDigest = o.Noop.rec.pipeline // usable checked src against it
 	}
-	recs, err := makeRunDir(pl.Workspace, src, o.RunID)
+	recs, err := makeRunDir(pl.Workspace, src, srcDigest, o.RunID)
 	if err != nil {
 		return nil, err
 	}

@@ -276,7 +276,7 @@ func TryNoop(o NoopOptions) (sum *Summary, ok bool, partial *NoopPartial, err er
 	}
 	now := o.Now()
 	runID := NewRunID(now)
-	dir, err := makeRunDir(o.Workspace, src, runID)
+	dir, err := makeRunDir(o.Workspace, src, rec.pipeline, runID)
 	if err != nil {
 		return nil, false, nil, err
 	}
@@ -537,7 +537,7 @@ func (b *builder) writeNoop(sum *Summary, src []byte) {
 	}
 	p := b.plan.Pipeline
 	now := o.Now()
-	rec := &noopRecord{stamp: o.NoopStamp, file: p.File, targets: targetsKey(o.Targets), pipeline: hashing.DigestBytes(src)}
+	rec := &noopRecord{stamp: o.NoopStamp, file: p.File, targets: targetsKey(o.Targets), pipeline: b.dir.srcDigest}
 	envSeen := map[string]bool{}
 	for id, t := range b.plan.Tasks {
 		r := b.records[id]

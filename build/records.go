@@ -225,13 +225,20 @@ type runDir struct {
 	tasks   *os.File // tasks.jsonl, opened at the first record
 
 	bg sync.WaitGroup // makeRunDir's background work
+
+	// srcDigest is the digest of the pipeline file's content, as the run
+	// read it; set by the background work (read it after bg.Wait).
+	srcDigest hashing.Digest
 }
 
 // makeRunDir creates the run's record directory, reusing the oldest run's
 // when the workspace keeps keepRuns runs already (recycleRunDir). The copy
 // of the pipeline file (savePipelineCopy) and the removal of old runs go
 // on in the background, while tasks start; writeRun waits for them.
-func makeRunDir(workspace string, pipelineSrc []byte, runID string) (*runDir, error) {
+// srcDigest is the digest of pipelineSrc when the caller knows it, else
+// zero: it is then computed in the background, once for the copy and the
+// no-op record.
+func makeRunDir(workspace string, pipelineSrc []byte, srcDigest hashing.Digest, runID string) (*runDir, error) {
 	dir := filepath.Join(RunsDir(workspace), runID)
 	old := runDirs(workspace)
 	if recycleRunDir(old, dir) {
@@ -244,7 +251,11 @@ func makeRunDir(workspace string, pipelineSrc []byte, runID string) (*runDir, er
 	go func() {
 		defer d.bg.Done()
 		if pipelineSrc != nil {
-			savePipelineCopy(workspace, filepath.Join(dir, pipelineCopyName), pipelineSrc)
+			if srcDigest.IsZero() {
+				srcDigest = hashing.DigestBytes(pipelineSrc)
+			}
+			d.srcDigest = srcDigest
+			savePipelineCopy(workspace, filepath.Join(dir, pipelineCopyName), pipelineSrc, srcDigest)
 		}
 		pruneRuns(old)
 		prunePipelineCopies(workspace)
@@ -624,10 +635,10 @@ func pruneRuns(old []string) {
 // build does not write the whole pipeline again (for a pipeline of 1,000
 // tasks that was a tenth of a no-op build's time). Where hard links or
 // their counts are not available, or linking fails, dst is a copy of its
-// own.
-func savePipelineCopy(workspace, dst string, src []byte) {
+// own. d is the digest of src.
+func savePipelineCopy(workspace, dst string, src []byte, d hashing.Digest) {
 	if linksCounted {
-		shared := sharedPipelinePath(workspace, hashing.DigestBytes(src))
+		shared := sharedPipelinePath(workspace, d)
 		if a, err := os.Stat(dst); err == nil { // a recycled run directory's
 			if b, err := os.Stat(shared); err == nil && os.SameFile(a, b) {
 				return
