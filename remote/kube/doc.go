@@ -50,13 +50,16 @@
 //     (files follow symlinks, directories are copied whole), written while
 //     it is sent: no shared volume, nothing held in memory, and the files
 //     belong to the task's user. Run then attaches to the container (stdout
-//     and stderr stay separate, which the logs API cannot do) and only then
-//     sends the line, so that no output comes before the attach;
-//     Result.Started is that moment. The output is written to Spec.Stdout
-//     and Spec.Stderr as it arrives, from one goroutine at a time, to the
-//     last byte: the attach ends after the container's streams are drained.
-//     The exit code is the container's terminated state, as the kubelet
-//     reports it.
+//     and stderr stay separate and live, which the logs API does not
+//     offer everywhere) and only then sends the line, so that no output
+//     comes before the attach; Result.Started is that moment. The output
+//     is written to Spec.Stdout and Spec.Stderr as it arrives, from one
+//     goroutine at a time, to the last byte: the attach ends after the
+//     container's streams are drained. Since the streaming path can still
+//     drop the end of the output without an error, Run then checks what
+//     arrived against the container's log and recovers what is missing
+//     from it, or fails the task (see output.go). The exit code is the
+//     container's terminated state, as the kubelet reports it.
 //   - "keeper", when the task declares outputs: `sleep` that keeps the pod
 //     up after the task exited, so that Run can exec `tar -c` of the
 //     outputs' literal prefixes in it and restore the declared outputs from

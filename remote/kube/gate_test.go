@@ -12,8 +12,8 @@ import (
 func TestGateWaitsForBothStreams(t *testing.T) {
 	g := newGate()
 	var out, errOut bytes.Buffer
-	fo := &probeFilter{g: g, stream: 0, w: &out}
-	fe := &probeFilter{g: g, stream: 1, w: &errOut}
+	fo := &probeFilter{probe: g.probe, echoed: func() { g.echoed(0) }, w: &out}
+	fe := &probeFilter{probe: g.probe, echoed: func() { g.echoed(1) }, w: &errOut}
 	buf := make([]byte, 4096)
 
 	n, err := g.Read(buf)

@@ -76,6 +76,13 @@ type Backend struct {
 	mu       sync.Mutex     // guards closing, and cleanups.Add against Close's Wait
 	closing  bool           // Close has begun: removals are no longer left to the background
 	cleanups sync.WaitGroup // pods whose removal Run did not wait for
+
+	logCheckFailed sync.Once // the output check's log read failed, and it was said
+
+	// Tests of the output check: testLoseOutput drops what it cuts from
+	// what the attach delivers; testLogReader wraps the log reader.
+	testLoseOutput func(stream int, p []byte) []byte
+	testLogReader  func(logReader) logReader
 }
 
 // client is a connection to the cluster: the clientset, the REST config
@@ -255,8 +262,26 @@ type attempt struct {
 
 	problem string // the last start problem logged; used by Run's goroutine only
 
+	probe []byte // the gate's probe line, once the task was released
+
 	mu     sync.Mutex // serializes writes to the task's stdout and stderr
 	outErr error      // the first error of a write to s.Stdout or s.Stderr; guarded by mu
+	got    [2]tally   // what stdout and stderr delivered; guarded by mu
+}
+
+// arrived returns w, or for a test that simulates a lossy attach stream,
+// w behind Backend.testLoseOutput.
+func (a *attempt) arrived(stream int, w io.Writer) io.Writer {
+	lose := a.b.testLoseOutput
+	if lose == nil {
+		return w
+	}
+	return writerFunc(func(p []byte) (int, error) {
+		if q := lose(stream, p); len(q) > 0 {
+			w.Write(q)
+		}
+		return len(p), nil
+	})
 }
 
 // run creates the pod, runs the task in it, and removes the pod. It holds
@@ -351,8 +376,9 @@ func (a *attempt) start(ctx context.Context) (time.Time, *attachment, error) {
 	g := newGate()
 	attachCtx, cancelAttach := context.WithCancel(context.WithoutCancel(ctx))
 	at := &attachment{done: make(chan error, 1), cancel: cancelAttach}
-	fout := &probeFilter{g: g, stream: 0, w: a.writer(s.Stdout)}
-	ferr := &probeFilter{g: g, stream: 1, w: a.writer(s.Stderr)}
+	a.probe = g.probe
+	fout := &probeFilter{probe: g.probe, echoed: func() { g.echoed(0) }, w: a.arrived(0, a.writer(s.Stdout, 0))}
+	ferr := &probeFilter{probe: g.probe, echoed: func() { g.echoed(1) }, w: a.arrived(1, a.writer(s.Stderr, 1))}
 	go func() {
 		err := a.cl.attach(attachCtx, a.name, containerTask, g, fout, ferr)
 		fout.flush()
@@ -499,6 +525,9 @@ func (a *attempt) wait(ctx context.Context, started time.Time, at *attachment) (
 	case aerr != nil && !isContextErr(aerr):
 		return res, false, fmt.Errorf("kube: task %q: stream output of pod %s: %w", s.Task, a.name, aerr)
 	}
+	if err := a.checkOutput(ctx, a.probe); err != nil {
+		return res, false, err
+	}
 	a.mu.Lock()
 	werr := a.outErr
 	a.mu.Unlock()
@@ -617,10 +646,11 @@ func (a *attempt) remove(wait bool) {
 // writer (one writer may be given for both streams) and, once w fails,
 // records the error and discards the rest, so that the output keeps
 // draining.
-func (a *attempt) writer(w io.Writer) io.Writer {
+func (a *attempt) writer(w io.Writer, stream int) io.Writer {
 	return writerFunc(func(p []byte) (int, error) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		a.got[stream].add(p)
 		if a.outErr == nil && w != nil {
 			if _, err := w.Write(p); err != nil {
 				a.outErr = err
@@ -729,8 +759,8 @@ func (g *gate) abort() bool {
 // before the task's output: the gate's shell echoes them before it reads
 // "go".
 type probeFilter struct {
-	g       *gate
-	stream  int
+	probe   []byte
+	echoed  func() // called for each probe line; may be nil
 	w       io.Writer
 	buf     []byte
 	passing bool
@@ -743,10 +773,12 @@ func (f *probeFilter) Write(p []byte) (int, error) {
 	f.buf = append(f.buf, p...)
 	for {
 		switch {
-		case bytes.HasPrefix(f.buf, f.g.probe):
-			f.buf = f.buf[len(f.g.probe):]
-			f.g.echoed(f.stream)
-		case bytes.HasPrefix(f.g.probe, f.buf):
+		case bytes.HasPrefix(f.buf, f.probe):
+			f.buf = f.buf[len(f.probe):]
+			if f.echoed != nil {
+				f.echoed()
+			}
+		case bytes.HasPrefix(f.probe, f.buf):
 			return len(p), nil // empty, or part of a probe: wait for more
 		default:
 			f.passing = true

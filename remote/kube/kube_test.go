@@ -139,6 +139,92 @@ func TestLogsComplete(t *testing.T) {
 	}
 }
 
+// loseStdoutAfter makes b's attach stream deliver only the first n bytes
+// of each task's stdout, as a stream that ends early does.
+func loseStdoutAfter(b *Backend, n int) {
+	var mu sync.Mutex
+	seen := 0
+	b.testLoseOutput = func(stream int, p []byte) []byte {
+		if stream != 0 {
+			return p
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		keep := min(len(p), max(0, n-seen))
+		seen += len(p)
+		return p[:keep]
+	}
+}
+
+// recordLog sends b's messages to the test log and returns them as well.
+func recordLog(t *testing.T, b *Backend) func() string {
+	var mu sync.Mutex
+	var msgs strings.Builder
+	tlog := exectest.Logger(t)
+	b.log = func(msg string) {
+		mu.Lock()
+		msgs.WriteString(msg + "\n")
+		mu.Unlock()
+		tlog(msg)
+	}
+	return func() string { mu.Lock(); defer mu.Unlock(); return msgs.String() }
+}
+
+// TestLostOutputIsRecovered runs the output check against the cluster's
+// real container logs, with an attach stream that loses the end of stdout.
+func TestLostOutputIsRecovered(t *testing.T) {
+	t.Parallel()
+	const script = `echo one; echo two >&2; printf 'three\nfour'; exit 3`
+	t.Run("recovered", func(t *testing.T) {
+		t.Parallel()
+		b := newTestBackend(t, Config{})
+		loseStdoutAfter(b, len("one\nth"))
+		msgs := recordLog(t, b)
+		sp, stdout, stderr := spec(t, t.TempDir(), script)
+		res, err := b.Run(context.Background(), sp)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if res.ExitCode != 3 || stdout.String() != "one\nthree\nfour" || stderr.String() != "two\n" {
+			t.Errorf("ExitCode %d, stdout %q, stderr %q; want 3, the whole stdout and stderr", res.ExitCode, stdout, stderr)
+		}
+		if want := "lost 8 bytes of output; they were recovered from the container log"; !strings.Contains(msgs(), want) {
+			t.Errorf("messages %q do not say %q", msgs(), want)
+		}
+	})
+	t.Run("without split streams", func(t *testing.T) {
+		t.Parallel()
+		b := newTestBackend(t, Config{})
+		loseStdoutAfter(b, len("one\nth"))
+		// A server without PodLogsQuerySplitStreams returns both streams
+		// whatever stream is asked for.
+		b.testLogReader = func(read logReader) logReader {
+			return func(ctx context.Context, _ *string, w io.Writer) error { return read(ctx, nil, w) }
+		}
+		sp, stdout, _ := spec(t, t.TempDir(), script)
+		_, err := b.Run(context.Background(), sp)
+		var loss *outputLoss
+		if !errors.As(err, &loss) || loss.lost != 8 || !strings.Contains(err.Error(), "PodLogsQuerySplitStreams") {
+			t.Fatalf("Run error = %v; want the loss of 8 bytes that could not be recovered", err)
+		}
+		if stdout.String() != "one\nth" {
+			t.Errorf("stdout = %q, want what arrived", stdout)
+		}
+	})
+	t.Run("nothing lost", func(t *testing.T) {
+		t.Parallel()
+		b := newTestBackend(t, Config{})
+		msgs := recordLog(t, b)
+		sp, stdout, stderr := spec(t, t.TempDir(), script)
+		if _, err := b.Run(context.Background(), sp); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if stdout.String() != "one\nthree\nfour" || stderr.String() != "two\n" || strings.Contains(msgs(), "lost") {
+			t.Errorf("stdout %q, stderr %q, messages %q; want the output and no loss", stdout, stderr, msgs())
+		}
+	})
+}
+
 func TestEnvironmentAndExitCodes(t *testing.T) {
 	t.Parallel()
 	b := newTestBackend(t, Config{})

@@ -286,6 +286,8 @@ start etcd "$ST/etcd" "$ETCD_BIN" --name rp --data-dir "$ST/etcd" \
 wait_for etcd 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
 # =============================================================== 4. kube-apiserver
+# PodLogsQuerySplitStreams (alpha in 1.34, also set for the kubelet below): logs of one stream,
+# stdout or stderr, from which rustypipe's kube backend recovers output an attach stream lost.
 start kube-apiserver "$BIN/kube-apiserver" "$BIN/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --bind-address 127.0.0.1 --secure-port "$API_PORT" --advertise-address "$NODE_IP" \
@@ -301,6 +303,7 @@ start kube-apiserver "$BIN/kube-apiserver" "$BIN/kube-apiserver" \
   --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
   --service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
   --enable-admission-plugins NodeRestriction --allow-privileged=true --profiling=false \
+  --feature-gates PodLogsQuerySplitStreams=true \
   --cert-dir "$ST/apiserver-certs" --v 1
 wait_for kube-apiserver 180 "${ADMIN_CURL[@]}" "https://127.0.0.1:$API_PORT/readyz"
 
@@ -417,6 +420,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 maxPods: 50
+featureGates: {PodLogsQuerySplitStreams: true}
 EOF
 start kubelet "$BIN/kubelet" "$BIN/kubelet" --config "$ST/kubelet.yaml" --kubeconfig "$ST/kubelet.kubeconfig" \
   --root-dir "$ST/kubelet" --cert-dir "$ST/kubelet/pki" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 1
