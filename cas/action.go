@@ -281,9 +281,13 @@ func decodeAction(key [32]byte, val, used []byte) (*ActionResult, error) {
 	if err := validateAction(a); err != nil {
 		return nil, corruptf("action %s: %v", hexKey(key), err)
 	}
+	// The later of the creation and the use record: an action stored
+	// again under its key keeps the use record of the one it replaced.
 	a.LastUsed = a.CreatedAt
 	if len(used) == 8 {
-		a.LastUsed = time.Unix(0, int64(binary.BigEndian.Uint64(used)))
+		if t := time.Unix(0, int64(binary.BigEndian.Uint64(used))); t.After(a.LastUsed) {
+			a.LastUsed = t
+		}
 	}
 	return a, nil
 }
@@ -636,10 +640,9 @@ func (s *Store) putAction(ctx context.Context, a *ActionResult, inline map[[32]b
 					return err
 				}
 			}
-			if err := txn.Set(actionKey(a.Key), val); err != nil {
-				return err
-			}
-			return txn.Set(usedKey(a.Key), encodeTime(now))
+			// No use record: an action's last use is its creation until
+			// one is recorded (decodeAction).
+			return txn.Set(actionKey(a.Key), val)
 		})
 		if err != nil {
 			return err

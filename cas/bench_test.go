@@ -246,3 +246,38 @@ func BenchmarkJournalLine(b *testing.B) {
 		journalLineFor(a.Key, rec, blobs)
 	}
 }
+
+// BenchmarkPutActionInline is one task's result in a cold build: an action
+// with a key preimage and a small output file, stored with its content
+// into a store that stays open (writable, or Lookup for the journal).
+func BenchmarkPutActionInline(b *testing.B) {
+	for _, o := range []Options{{}, {Lookup: true}} {
+		name := "writable"
+		if o.Lookup {
+			name = "lookup"
+		}
+		b.Run(name, func(b *testing.B) {
+			o.Dir = benchStore(b)
+			s := openT(b, o)
+			ctx := context.Background()
+			pre := []byte(strings.Repeat(`{"command":"echo 1 > out/1.txt","shell":"sh"}`, 6))
+			i := 0
+			for b.Loop() {
+				data := []byte(fmt.Sprintf("%d\n", i))
+				a := &ActionResult{Key: key(fmt.Sprint("put", i)), Stdout: EmptyBlob, Stderr: EmptyBlob, Preimage: pre,
+					Files: []OutputFile{{Path: fmt.Sprintf("out/%d.txt", i), Mode: 0o644, Digest: blake3.Sum256(data), Size: int64(len(data))}}}
+				err := s.PutActionInline(ctx, a, [][]byte{data})
+				if errors.Is(err, ErrJournalFull) {
+					s.Close()
+					openT(b, Options{Dir: o.Dir}).Close()
+					s = openT(b, o)
+					continue
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

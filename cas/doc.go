@@ -51,7 +51,9 @@
 //	                          writers as they close (absent while one is open)
 //
 // Index keys: "a/"+key → action record (JSON, version 1); "u/"+key → last
-// use (8 bytes, big-endian Unix nanoseconds); "b/"+digest → blob content.
+// use (8 bytes, big-endian Unix nanoseconds), written for a use an hour or
+// more after the last one (an action without it, or with an older one, was
+// last used when it was created); "b/"+digest → blob content.
 // A future incompatible format lives beside v1 (v2/…), so older builds miss
 // cleanly; FORMAT guards changes made within v1.
 //

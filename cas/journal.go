@@ -319,8 +319,7 @@ func (s *Store) mergeJournal(db *badger.DB) error {
 		if err != nil {
 			continue
 		}
-		a, err := decodeAction(key, e.R, nil)
-		if err != nil {
+		if _, err := decodeAction(key, e.R, nil); err != nil {
 			continue
 		}
 		for _, data := range e.B {
@@ -332,9 +331,6 @@ func (s *Store) mergeJournal(db *badger.DB) error {
 			return fmt.Errorf("merge journal: %w", err)
 		}
 		s.filterAdd(key)
-		if err := wb.Set(usedKey(key), encodeTime(a.CreatedAt)); err != nil {
-			return fmt.Errorf("merge journal: %w", err)
-		}
 	}
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("merge journal: %w", err)

@@ -566,6 +566,29 @@ func TestLastUsed(t *testing.T) {
 	if u := stored(); !u.Equal(clock.Now()) {
 		t.Errorf("stored LastUsed = %v, want %v", u, clock.Now())
 	}
+	// Stored again later under its key (a forced re-run), the action was
+	// last used when it was stored, not at the older use of the one it
+	// replaced; a use after that is recorded as before.
+	clock.Advance(time.Hour)
+	s = openT(t, Options{Dir: dir, Clock: clock.Now})
+	again := *a
+	again.CreatedAt = time.Time{}
+	if err := s.PutAction(ctx, &again); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if u := stored(); !u.Equal(clock.Now()) {
+		t.Errorf("stored LastUsed after a new put = %v, want %v", u, clock.Now())
+	}
+	clock.Advance(2 * lastUsedInterval)
+	s = openT(t, Options{Dir: dir, Clock: clock.Now})
+	if _, err := s.GetAction(ctx, a.Key); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if u := stored(); !u.Equal(clock.Now()) {
+		t.Errorf("stored LastUsed after a use of the new put = %v, want %v", u, clock.Now())
+	}
 }
 
 func TestFormatFile(t *testing.T) {
