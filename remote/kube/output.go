@@ -136,9 +136,11 @@ func (a *attempt) checkOutput(ctx context.Context, probe []byte) error {
 		return fmt.Errorf("kube: task %q: %w", a.s.Task, loss)
 	}
 	if err != nil {
-		a.b.logCheckFailed.Do(func() {
-			a.b.log(fmt.Sprintf("kube: cannot read container logs to check that no output was lost (the backend needs pods/log get): %v", err))
-		})
+		if ctx.Err() == nil { // a stop is not a reason to warn
+			a.b.logCheckFailed.Do(func() {
+				a.b.log(fmt.Sprintf("kube: cannot read container logs to check that no output was lost: %v (the check needs pods/log get)", err))
+			})
+		}
 		return nil
 	}
 	n := 0
