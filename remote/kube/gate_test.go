@@ -40,6 +40,9 @@ func TestGateWaitsForBothStreams(t *testing.T) {
 	if _, err := g.Read(buf); err != io.EOF {
 		t.Fatalf("read after go = %v, want EOF", err)
 	}
+	if n := g.probes(); n != 2 {
+		t.Errorf("probes() = %d, want the 2 sent", n)
+	}
 	// The second probe's echo arrives before the task's output and is
 	// dropped; output that merely starts like a probe is kept.
 	fo.Write(append(append([]byte{}, g.probe...), "task says hi\n"...))

@@ -262,7 +262,7 @@ type attempt struct {
 
 	problem string // the last start problem logged; used by Run's goroutine only
 
-	probe []byte // the gate's probe line, once the task was released
+	gate *gate // the task's gate, once the task was released
 
 	mu     sync.Mutex // serializes writes to the task's stdout and stderr
 	outErr error      // the first error of a write to s.Stdout or s.Stderr; guarded by mu
@@ -376,7 +376,7 @@ func (a *attempt) start(ctx context.Context) (time.Time, *attachment, error) {
 	g := newGate()
 	attachCtx, cancelAttach := context.WithCancel(context.WithoutCancel(ctx))
 	at := &attachment{done: make(chan error, 1), cancel: cancelAttach}
-	a.probe = g.probe
+	a.gate = g
 	fout := &probeFilter{probe: g.probe, echoed: func() { g.echoed(0) }, w: a.arrived(0, a.writer(s.Stdout, 0))}
 	ferr := &probeFilter{probe: g.probe, echoed: func() { g.echoed(1) }, w: a.arrived(1, a.writer(s.Stderr, 1))}
 	go func() {
@@ -525,7 +525,7 @@ func (a *attempt) wait(ctx context.Context, started time.Time, at *attachment) (
 	case aerr != nil && !isContextErr(aerr):
 		return res, false, fmt.Errorf("kube: task %q: stream output of pod %s: %w", s.Task, a.name, aerr)
 	}
-	if err := a.checkOutput(ctx, a.probe); err != nil {
+	if err := a.checkOutput(ctx); err != nil {
 		return res, false, err
 	}
 	a.mu.Lock()
@@ -673,7 +673,7 @@ type gate struct {
 	probe    []byte // the probe line, with a random marker
 	mu       sync.Mutex
 	state    int // 0 pending, 1 released, 2 aborted
-	sent     bool
+	sent     int // probes sent
 	seen     [2]bool
 	ready    chan struct{} // closed when both streams echoed a probe
 	aborted  chan struct{}
@@ -701,8 +701,7 @@ func (g *gate) Read(p []byte) (int, error) {
 		g.mu.Unlock()
 		return 0, io.EOF
 	}
-	first := !g.sent
-	g.sent = true
+	first := g.sent == 0
 	g.mu.Unlock()
 	if !first {
 		select {
@@ -710,7 +709,7 @@ func (g *gate) Read(p []byte) (int, error) {
 		case <-g.aborted:
 			return 0, io.EOF
 		case <-time.After(probeEvery):
-			return copy(p, g.probe), nil
+			return g.sendProbe(p), nil
 		}
 	}
 	g.mu.Lock()
@@ -724,8 +723,27 @@ func (g *gate) Read(p []byte) (int, error) {
 		close(g.released)
 		return copy(p, "go\n"), nil
 	default:
-		return copy(p, g.probe), nil
+		return g.sendProbeLocked(p), nil
 	}
+}
+
+func (g *gate) sendProbe(p []byte) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sendProbeLocked(p)
+}
+
+func (g *gate) sendProbeLocked(p []byte) int {
+	g.sent++
+	return copy(p, g.probe)
+}
+
+// probes returns how many probe lines the gate sent: the task container
+// echoed each on stdout and on stderr before the task started.
+func (g *gate) probes() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sent
 }
 
 // echoed records that stream i (0 stdout, 1 stderr) echoed a probe.

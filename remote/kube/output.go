@@ -16,17 +16,21 @@ import (
 // error. A task's output is cached and interpolated downstream, so it must
 // never be cut short silently. After the task exited, Run therefore reads
 // the task container's log, which the runtime writes from the same pipes,
-// and compares its length with what the attach delivered:
+// and compares its length with what the attach delivered plus the gate's
+// probe lines, which the container echoed on both streams before the task
+// started (the log interleaves the streams in the order the runtime read
+// them, so a probe line is not always before the task's first line):
 //
 //   - equal: the output is complete;
 //   - the log shorter: it was rotated (or the runtime is still writing it);
 //     nothing can be checked, and nothing is reported;
 //   - the log longer: output was lost. The log is read again one stream at
 //     a time (the PodLogsQuerySplitStreams feature of Kubernetes 1.32 and
-//     later); when each stream's log starts with exactly the bytes that
-//     arrived, the rest is written to the task's stdout or stderr and a
-//     message says so. Otherwise the task fails with an error that says how
-//     many bytes were lost, rather than return output that is cut short.
+//     later); when each stream's log, after its leading probe lines, starts
+//     with exactly the bytes that arrived, the rest is written to the
+//     task's stdout or stderr and a message says so. Otherwise the task
+//     fails with an error that says how many bytes were lost, rather than
+//     return output that is cut short.
 //
 // A log that cannot be read at all (no `pods/log` permission) is reported
 // once per backend and leaves the output as the attach delivered it.
@@ -45,25 +49,19 @@ func (t *tally) add(p []byte) {
 	t.sum = crc64.Update(t.sum, crcTable, p)
 }
 
-// logReader reads the task container's log through the probe filter:
-// stream is nil for both streams interleaved, else "Stdout" or "Stderr".
+// logReader copies the task container's log to w: stream is nil for both
+// streams interleaved, else "Stdout" or "Stderr".
 type logReader func(ctx context.Context, stream *string, w io.Writer) error
 
 // readLog is the logReader of the attempt's pod.
-func (a *attempt) readLog(probe []byte) logReader {
-	return func(ctx context.Context, stream *string, w io.Writer) error {
-		rc, err := a.cl.pods().GetLogs(a.name, &corev1.PodLogOptions{Container: containerTask, Stream: stream}).Stream(ctx)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		f := &probeFilter{probe: probe, w: w}
-		if _, err := io.Copy(f, rc); err != nil {
-			return err
-		}
-		f.flush()
-		return nil
+func (a *attempt) readLog(ctx context.Context, stream *string, w io.Writer) error {
+	rc, err := a.cl.pods().GetLogs(a.name, &corev1.PodLogOptions{Container: containerTask, Stream: stream}).Stream(ctx)
+	if err != nil {
+		return err
 	}
+	defer rc.Close()
+	_, err = io.Copy(w, rc)
+	return err
 }
 
 // outputLoss is the error of a task whose lost output could not be
@@ -82,27 +80,34 @@ func (e *outputLoss) Error() string {
 }
 
 // recoverOutput checks what arrived (got, per stream) against the log read
-// by read and returns the bytes each stream is missing, nil when none is.
+// by read, in which the gate's probe line was echoed probes times on each
+// stream, and returns the bytes each stream is missing, nil when none is.
 // It returns an *outputLoss when output was lost and cannot be recovered,
 // and another error when the log could not be read.
-func recoverOutput(ctx context.Context, pod string, got [2]tally, read logReader) ([2][]byte, error) {
+func recoverOutput(ctx context.Context, pod string, got [2]tally, probe []byte, probes int, read logReader) ([2][]byte, error) {
 	var tails [2][]byte
 	all := &countWriter{w: io.Discard}
 	if err := read(ctx, nil, all); err != nil {
 		return tails, err
 	}
+	echoed := 2 * int64(probes) * int64(len(probe))
+	logged := all.n - echoed // the task's output in the log
 	arrived := got[0].n + got[1].n
-	if all.n <= arrived {
+	if logged <= arrived {
 		return tails, nil
 	}
-	loss := &outputLoss{pod: pod, lost: all.n - arrived, logged: all.n, arrivedAt: [2]int64{got[0].n, got[1].n}}
+	loss := &outputLoss{pod: pod, lost: logged - arrived, logged: logged, arrivedAt: [2]int64{got[0].n, got[1].n}}
+	var raw int64
 	var logs [2]bytes.Buffer
 	for i, st := range [2]string{corev1.LogStreamStdout, corev1.LogStreamStderr} {
-		if err := read(ctx, &st, &logs[i]); err != nil {
+		c := &countWriter{w: &probeFilter{probe: probe, w: &logs[i]}}
+		if err := read(ctx, &st, c); err != nil {
 			return tails, err
 		}
+		c.w.(*probeFilter).flush()
+		raw += c.n
 	}
-	if int64(logs[0].Len()+logs[1].Len()) != all.n {
+	if raw != all.n {
 		// A server without the feature ignores the stream option and
 		// returns both streams interleaved each time.
 		loss.why = "the cluster cannot return stdout and stderr apart (feature gate PodLogsQuerySplitStreams)"
@@ -123,15 +128,15 @@ func recoverOutput(ctx context.Context, pod string, got [2]tally, read logReader
 
 // checkOutput runs recoverOutput for the attempt after its task exited and
 // writes what is recovered to the task's stdout and stderr.
-func (a *attempt) checkOutput(ctx context.Context, probe []byte) error {
+func (a *attempt) checkOutput(ctx context.Context) error {
 	a.mu.Lock()
 	got := a.got
 	a.mu.Unlock()
-	read := a.readLog(probe)
+	read := logReader(a.readLog)
 	if a.b.testLogReader != nil {
 		read = a.b.testLogReader(read)
 	}
-	tails, err := recoverOutput(ctx, a.name, got, read)
+	tails, err := recoverOutput(ctx, a.name, got, a.gate.probe, a.gate.probes(), read)
 	if loss, ok := err.(*outputLoss); ok {
 		return fmt.Errorf("kube: task %q: %w", a.s.Task, loss)
 	}

@@ -8,18 +8,32 @@ import (
 	"testing"
 )
 
-// logsOf is a logReader over fixed logs, as a server returns them: split
-// is false for a server without PodLogsQuerySplitStreams, which returns
-// both streams interleaved whatever stream is asked for.
+// testProbe is the gate's probe line in these tests; the container echoed
+// it twice on each stream.
+const testProbe = "rustypipe-attached-0123456789abcdef\n"
+
+// logsOf is a logReader over the logs of a task that printed stdout and
+// stderr (all: both, interleaved) after the container echoed testProbe
+// twice on each stream, as a server returns them: split is false for a
+// server without PodLogsQuerySplitStreams, which returns both streams
+// interleaved whatever stream is asked for. In the interleaved log, the
+// last probe on stderr comes after the task's output began, as it can
+// when the runtime reads stdout first.
 func logsOf(stdout, stderr, all string, split bool) logReader {
+	p := testProbe
+	first, rest, _ := strings.Cut(all, "\n")
+	merged := p + p + p + first + "\n" + p + rest
+	if !strings.Contains(all, "\n") {
+		merged = p + p + p + all + p
+	}
 	return func(_ context.Context, stream *string, w io.Writer) error {
 		switch {
 		case stream == nil || !split:
-			io.WriteString(w, all)
+			io.WriteString(w, merged)
 		case *stream == "Stdout":
-			io.WriteString(w, stdout)
+			io.WriteString(w, p+p+stdout)
 		case *stream == "Stderr":
-			io.WriteString(w, stderr)
+			io.WriteString(w, p+p+stderr)
 		}
 		return nil
 	}
@@ -46,6 +60,7 @@ func TestRecoverOutput(t *testing.T) {
 		{name: "complete", got: arrived(out, errOut), read: logsOf(out, errOut, all, true)},
 		{name: "complete without split streams", got: arrived(out, errOut), read: logsOf(out, errOut, all, false)},
 		{name: "log rotated", got: arrived(out, errOut), read: logsOf("three\n", "", "three\n", true)},
+		{name: "nothing printed", got: arrived("", ""), read: logsOf("", "", "", true)},
 		{name: "stdout's tail lost", got: arrived("one\n", errOut), read: logsOf(out, errOut, all, true),
 			tails: [2]string{"three\n", ""}},
 		{name: "both tails lost", got: arrived("one\n", ""), read: logsOf(out, errOut, all, true),
@@ -60,7 +75,7 @@ func TestRecoverOutput(t *testing.T) {
 			lossReason: "stderr does not start with what arrived"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tails, err := recoverOutput(context.Background(), "p", tc.got, tc.read)
+			tails, err := recoverOutput(context.Background(), "p", tc.got, []byte(testProbe), 2, tc.read)
 			var loss *outputLoss
 			switch {
 			case tc.lossReason == "" && err != nil:
@@ -89,7 +104,7 @@ func TestRecoverOutputReadError(t *testing.T) {
 		io.WriteString(w, "a\nb\n")
 		return nil
 	}
-	_, err := recoverOutput(context.Background(), "p", arrived("a\n", ""), read)
+	_, err := recoverOutput(context.Background(), "p", arrived("a\n", ""), []byte(testProbe), 0, read)
 	var loss *outputLoss
 	if !errors.Is(err, boom) || errors.As(err, &loss) {
 		t.Fatalf("error = %v, want the read's, not a loss", err)
