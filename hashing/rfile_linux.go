@@ -38,14 +38,7 @@ func (f rfile) stat() (fileStat, error) {
 		if err != nil {
 			return fileStat{}, &fs.PathError{Op: "fstat", Err: err}
 		}
-		return fileStat{
-			size:    s.Size,
-			mtimeNs: s.Mtim.Nano(),
-			ctimeNs: s.Ctim.Nano(),
-			ino:     s.Ino,
-			dev:     s.Dev,
-			mode:    uint32(fileMode(s.Mode)),
-		}, nil
+		return statOfUnix(&s), nil
 	}
 }
 

@@ -46,14 +46,19 @@ func (r *StatRoot) Lstat(rel string) (st Stat, exists bool, err error) {
 	if err != nil {
 		return Stat{}, false, &fs.PathError{Op: "lstat", Path: rel, Err: err}
 	}
-	return Stat{
-		Size:    s.Size,
-		MtimeNs: s.Mtim.Nano(),
-		CtimeNs: s.Ctim.Nano(),
-		Ino:     s.Ino,
-		Dev:     s.Dev,
-		Mode:    uint32(fileMode(s.Mode)),
-	}, true, nil
+	return statOfUnix(&s).export(), true, nil
+}
+
+// statOfUnix is statOf of a stat buffer the kernel filled.
+func statOfUnix(s *unix.Stat_t) fileStat {
+	return fileStat{
+		size:    s.Size,
+		mtimeNs: s.Mtim.Nano(),
+		ctimeNs: s.Ctim.Nano(),
+		ino:     s.Ino,
+		dev:     s.Dev,
+		mode:    uint32(fileMode(s.Mode)),
+	}
 }
 
 // fileMode converts st_mode as package os does.
