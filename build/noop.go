@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/internal/atomicfile"
 	"github.com/rustypipe/rustypipe/internal/binread"
 	"github.com/rustypipe/rustypipe/pipeline"
 )
@@ -568,14 +568,7 @@ func (b *builder) writeNoop(sum *Summary, src []byte) {
 			rec.env = append(rec.env, noopEnv{name: ref.Name, value: v, set: set})
 		}
 	}
-	path := noopPath(b.plan.Workspace)
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	if err := os.WriteFile(tmp, rec.encode(), 0o644); err != nil {
-		return
-	}
-	if os.Rename(tmp, path) != nil {
-		os.Remove(tmp)
-	}
+	atomicfile.Write(noopPath(b.plan.Workspace), rec.encode(), 0o644)
 }
 
 // addNoopTask appends task id's entry and files to rec, confirming every

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/rustypipe/rustypipe/hashing"
+	"github.com/rustypipe/rustypipe/internal/atomicfile"
 	"github.com/rustypipe/rustypipe/internal/binread"
 )
 
@@ -373,16 +374,7 @@ func (s *workspaceState) save() error {
 			delete(f.Tasks, key)
 		}
 	}
-	data := encodeState(&f)
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
-		return fmt.Errorf("build: workspace state: %w", err)
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", s.path, os.Getpid())
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("build: workspace state: %w", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(s.path, encodeState(&f), 0o644); err != nil {
 		return fmt.Errorf("build: workspace state: %w", err)
 	}
 	s.dirty = map[string]bool{}

@@ -5,7 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/rustypipe/rustypipe/internal/atomicfile"
 )
 
 // LoadCached is Load with a memo of the parsed result: parsing and
@@ -47,13 +48,7 @@ func LoadCachedSource(path string, data []byte, cachePath, stamp string) (*Pipel
 		return nil, err
 	}
 	if body, err := encodeMemoPipeline(p); err == nil {
-		if os.MkdirAll(filepath.Dir(cachePath), 0o755) == nil {
-			tmp := fmt.Sprintf("%s.%d.tmp", cachePath, os.Getpid())
-			raw := append(append([]byte(memoMagic), sum...), body...)
-			if os.WriteFile(tmp, raw, 0o644) == nil && os.Rename(tmp, cachePath) != nil {
-				os.Remove(tmp)
-			}
-		}
+		atomicfile.Write(cachePath, append(append([]byte(memoMagic), sum...), body...), 0o644)
 	}
 	return p, nil
 }
