@@ -100,11 +100,12 @@ func recoverOutput(ctx context.Context, pod string, got [2]tally, probe []byte, 
 	var raw int64
 	var logs [2]bytes.Buffer
 	for i, st := range [2]string{corev1.LogStreamStdout, corev1.LogStreamStderr} {
-		c := &countWriter{w: &probeFilter{probe: probe, w: &logs[i]}}
+		f := &probeFilter{probe: probe, w: &logs[i]}
+		c := &countWriter{w: f}
 		if err := read(ctx, &st, c); err != nil {
 			return tails, err
 		}
-		c.w.(*probeFilter).flush()
+		f.flush()
 		raw += c.n
 	}
 	if raw != all.n {
