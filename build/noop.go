@@ -333,8 +333,9 @@ func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, files *fileCheck, wh
 
 // fileCheck is the stat check of a record's files (checkFiles).
 type fileCheck struct {
-	out  []bool        // per file: unchanged; complete once done is closed
-	done chan struct{} // closed when every file was checked
+	out    []bool          // per file: unchanged; a chunk's part is complete once its channel is closed
+	chunks []chan struct{} // per chunk of fileCheckChunk files: closed once the chunk was checked
+	done   chan struct{}   // closed when every file was checked
 
 	mu      sync.Mutex
 	changed []int // files found changed so far
@@ -355,11 +356,13 @@ func (c *fileCheck) changedWithin(lo, hi int) bool {
 	return slices.ContainsFunc(c.changed, func(f int) bool { return f >= lo && f < hi })
 }
 
-// results waits for the check to finish and returns which files are
-// unchanged.
-func (c *fileCheck) results() []bool {
-	<-c.done
-	return c.out
+// unchanged waits until files [lo, hi) have been checked, and only those,
+// and reports whether all of them are unchanged.
+func (c *fileCheck) unchanged(lo, hi int) bool {
+	for k := lo / fileCheckChunk; k*fileCheckChunk < hi; k++ {
+		<-c.chunks[k]
+	}
+	return !slices.Contains(c.out[lo:hi], false)
 }
 
 // fileCheckChunk is how many files a checking goroutine takes at a time.
@@ -369,11 +372,20 @@ const fileCheckChunk = 64
 // whether all are unchanged. When one has changed, it returns as soon as it
 // knows, and the rest of the check goes on in the background on one
 // goroutine: the caller then has a build to prepare (load the pipeline),
-// which the remaining stats overlap. results waits for them.
+// which the remaining stats overlap. unchanged waits for the files it asks
+// about, so that the build settles each clean task as soon as its own
+// files are checked rather than after the last file.
 func checkFiles(workspace string, files []noopFileRec) (c *fileCheck, allUnchanged bool) {
-	c = &fileCheck{out: make([]bool, len(files)), done: make(chan struct{})}
+	c = &fileCheck{out: make([]bool, len(files)), done: make(chan struct{}),
+		chunks: make([]chan struct{}, (len(files)+fileCheckChunk-1)/fileCheckChunk)}
+	for k := range c.chunks {
+		c.chunks[k] = make(chan struct{})
+	}
 	sr, err := hashing.OpenStatRoot(workspace)
 	if err != nil {
+		for _, ch := range c.chunks {
+			close(ch)
+		}
 		close(c.done)
 		return c, false // all changed, as far as anyone can tell
 	}
@@ -408,6 +420,7 @@ func checkFiles(workspace string, files []noopFileRec) (c *fileCheck, allUnchang
 					changed.Store(true)
 				}
 			}
+			close(c.chunks[lo/fileCheckChunk])
 		}
 	}
 	// The directory is closed by whichever goroutine finishes last.
@@ -467,12 +480,12 @@ func (p *NoopPartial) task(id int, name string) *noopTask {
 // unchangedTask reports whether every recorded file of t is unchanged. A
 // task with a file already found changed is answered at once: in a build
 // after an edit, the edited task starts while the rest of the stat check
-// goes on. Otherwise it waits for the check to finish.
+// goes on. Otherwise it waits for the check of t's own files.
 func (p *NoopPartial) unchangedTask(t *noopTask) bool {
 	if p.check.changedWithin(t.first, t.first+t.nfiles) {
 		return false
 	}
-	return !slices.Contains(p.check.results()[t.first:t.first+t.nfiles], false)
+	return p.check.unchanged(t.first, t.first+t.nfiles)
 }
 
 // changedTasks returns the plan's task ids that own a file the stat check

@@ -64,7 +64,7 @@ func TestCheckFiles(t *testing.T) {
 	files = append(files, noopFileRec{path: "absent", kind: noopAbsent}, noopFileRec{path: ".", kind: noopDir})
 
 	c, same := checkFiles(dir, files)
-	if got := c.results(); !same || slices.Contains(got, false) {
+	if got := results(c); !same || slices.Contains(got, false) {
 		t.Fatalf("nothing changed: allUnchanged=%v, results %v", same, got)
 	}
 
@@ -84,44 +84,85 @@ func TestCheckFiles(t *testing.T) {
 	if same {
 		t.Fatal("changed files reported unchanged")
 	}
-	for i, ok := range c.results() {
+	for i, ok := range results(c) {
 		if ok == changed[i] {
 			t.Errorf("file %d (%s): unchanged=%v, want %v", i, files[i].path, ok, !changed[i])
 		}
 	}
+	if c.unchanged(0, len(files)) {
+		t.Error("the whole range reported unchanged")
+	}
+	if !c.unchanged(2*fileCheckChunk, 3*fileCheckChunk) {
+		t.Error("a chunk without changes reported changed")
+	}
+}
+
+// results asks c about every file, one at a time.
+func results(c *fileCheck) []bool {
+	got := make([]bool, len(c.out))
+	for i := range got {
+		got[i] = c.unchanged(i, i+1)
+	}
+	return got
 }
 
 // A task with a file the check has already found changed is answered
-// without waiting for the check to finish; any other task waits for it.
-func TestUnchangedTaskAnswersKnownChangesAtOnce(t *testing.T) {
-	c := &fileCheck{out: make([]bool, 10), done: make(chan struct{}), changed: []int{5}}
+// without waiting for the check; any other task waits until the files it
+// owns are checked, and not for the rest: in a build after an edit, the
+// clean tasks are settled while the check goes on.
+func TestUnchangedTaskWaitsForItsOwnFiles(t *testing.T) {
+	const n = 2 * fileCheckChunk
+	c := &fileCheck{out: make([]bool, n), done: make(chan struct{}), changed: []int{5},
+		chunks: []chan struct{}{make(chan struct{}), make(chan struct{})}}
 	p := &NoopPartial{check: c}
 	answered := make(chan bool)
-	go func() { answered <- p.unchangedTask(&noopTask{first: 4, nfiles: 3}) }()
-	select {
-	case got := <-answered:
-		if got {
-			t.Fatal("a task with a changed file reported unchanged")
+	ask := func(first, nfiles int) {
+		go func() { answered <- p.unchangedTask(&noopTask{first: first, nfiles: nfiles}) }()
+	}
+	answer := func(what string) bool {
+		select {
+		case got := <-answered:
+			return got
+		case <-time.After(10 * time.Second):
+			t.Fatalf("unchangedTask did not answer: %s", what)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("unchangedTask waited for the check although the task's file was known changed")
+		return false
+	}
+	waiting := func(what string) {
+		select {
+		case <-answered:
+			t.Fatalf("unchangedTask answered before %s", what)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 
-	// A task whose files are not among the changed ones so far waits.
-	go func() { answered <- p.unchangedTask(&noopTask{first: 6, nfiles: 4}) }()
-	select {
-	case <-answered:
-		t.Fatal("unchangedTask answered before the check finished")
-	case <-time.After(50 * time.Millisecond):
+	ask(4, 3)
+	if answer("its file 5 is known changed") {
+		t.Fatal("a task with a changed file reported unchanged")
 	}
-	for i := range c.out {
+
+	ask(6, 4)
+	waiting("its files were checked")
+	for i := range fileCheckChunk {
 		c.out[i] = i != 5
 	}
-	close(c.done)
-	if !<-answered {
+	close(c.chunks[0])
+	if !answer("its files were checked, the other chunk not yet") {
 		t.Fatal("a task with unchanged files reported changed")
 	}
-	if p.unchangedTask(&noopTask{first: 0, nfiles: 5}) != true || p.unchangedTask(&noopTask{first: 5, nfiles: 1}) != false {
+
+	ask(fileCheckChunk-2, 4) // files in both chunks
+	waiting("its second chunk was checked")
+	for i := fileCheckChunk; i < n; i++ {
+		c.out[i] = true
+	}
+	close(c.chunks[1])
+	if !answer("both its chunks were checked") {
+		t.Fatal("a task with unchanged files in two chunks reported changed")
+	}
+
+	close(c.done)
+	if !p.unchangedTask(&noopTask{first: 0, nfiles: 5}) || p.unchangedTask(&noopTask{first: 5, nfiles: 1}) || !p.unchangedTask(&noopTask{first: n, nfiles: 0}) {
 		t.Fatal("answers after the check disagree with its results")
 	}
 }
