@@ -316,9 +316,7 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 			o.Reporter.Warn(e.Error())
 		}
 	}
-	if sum.Counts[StatusUpToDate] == len(pl.Tasks) {
-		b.writeNoop(sum, src)
-	}
+	b.writeNoop(sum, src)
 	o.Reporter.RunFinished(sum)
 	switch {
 	case ctx.Err() != nil:

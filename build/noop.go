@@ -27,36 +27,48 @@ import (
 // and without computing a single key: the dominant case in a dev loop, and
 // where rustypipe competes with make and ninja.
 //
-// A build writes it when every task was up to date, every task runs on the
-// local backend, and the stat data of every input and output file is what
-// the stat memo trusted for the digests that went into the keys, and older
-// than the racy window. It records the rustypipe binary, the pipeline
-// file's digest, the targets, the values of the process environment
-// variables the commands refer to, every task's name and key, and the stat
-// data (size, mtime, ctime, inode, device, mode) of every file, or that a
-// literal input was absent or a directory. For glob inputs it also records
-// every path the expansion looked at: the directories it listed (adding,
+// A task is vouched for when it was up to date, with the stat data of
+// every input and output file what the stat memo trusted for the digests
+// that went into its key, and older than the racy window. A build writes
+// the record when every task runs on the local backend and every task is
+// vouched for. It records the rustypipe binary, the pipeline file's
+// digest, the targets, the values of the process environment variables the
+// commands refer to, every task's name and key, and the stat data (size,
+// mtime, ctime, inode, device, mode) of every file, or that a literal
+// input was absent or a directory. For glob inputs it also records every
+// path the expansion looked at: the directories it listed (adding,
 // removing or renaming an entry changes a directory's mtime and ctime) and
-// the paths it found missing; a symlink among them keeps the record from
-// being written.
+// the paths it found missing; a symlink among them keeps the task from
+// being vouched for.
 //
-// TryNoop accepts the record only if all of that is unchanged: then every
-// task's key and outputs are what the record's build found up to date, and
-// the build is reported as that many up-to-date tasks. Any difference, a
-// damaged record or a check that cannot be made sends the caller to the
-// normal build, which writes a new record if it qualifies. Until then the
-// record stays: it still tells which tasks' files are unchanged since it
-// was written, and a task counts as up to date by it (NoopPartial) only
-// when its own files and all its upstream tasks are unchanged and the
-// workspace state still holds its recorded key. A stale record can never
-// match in full: a task that ran since rewrote its outputs, which changes
-// their inode or change time.
+// A build that had no usable record writes one too when it vouched for
+// some tasks but not all (a task ran, or its files are too new): the
+// others are listed without files. In a dev loop of edits, where no build
+// finds nothing to do, the next builds still take the vouched tasks from
+// it instead of computing every key.
+//
+// TryNoop accepts the record only if all of that is unchanged and it
+// vouches for every task: then every task's key and outputs are what the
+// record's build found up to date, and the build is reported as that many
+// up-to-date tasks. Any difference, a damaged record or a check that
+// cannot be made sends the caller to the normal build, which writes a new
+// record if it qualifies. Until then the record stays: it still tells
+// which tasks' files are unchanged since it was written, and a task counts
+// as up to date by it (NoopPartial) only when it is vouched for, its own
+// files and all its upstream tasks are unchanged, and the workspace state
+// still holds its recorded key. A stale record can never match in full: a
+// task that ran since rewrote its outputs, which changes their inode or
+// change time.
 
 // noopName is the record's file name in .rustypipe.
 const noopName = "noop"
 
 // noopMagic starts the record; a checksum of everything before it ends it.
-const noopMagic = "rustypipe noop 2\n"
+// Its number is the format's version.
+const (
+	noopMagic       = "rustypipe noop 3\n"
+	noopMagicPrefix = "rustypipe noop "
+)
 
 // File kinds in the record.
 const (
@@ -84,9 +96,10 @@ type noopEnv struct {
 type noopTask struct {
 	name, file string
 	key        hashing.Key
-	nfiles     int // this task's entries in files, which follow the previous task's
-	first      int // the index of its first entry in files (not encoded)
-	index      int // its index in the record's tasks (not encoded)
+	vouched    bool // up to date with its files below; else it has none and takes the key path
+	nfiles     int  // this task's entries in files, which follow the previous task's
+	first      int  // the index of its first entry in files (not encoded)
+	index      int  // its index in the record's tasks (not encoded)
 }
 
 // keyString returns t's key in hex, as TaskRecord.Key holds it, cut from
@@ -138,6 +151,7 @@ func (r *noopRecord) encode() []byte {
 		str(t.name)
 		str(t.file)
 		b = append(b, t.key[:]...)
+		b = append(b, boolByte(t.vouched))
 		num(uint64(t.nfiles))
 	}
 	num(uint64(len(r.files)))
@@ -164,9 +178,15 @@ func boolByte(v bool) byte {
 	return 0
 }
 
-var errNoopRecord = errors.New("damaged no-op record")
+var (
+	errNoopRecord  = errors.New("damaged no-op record")
+	errNoopVersion = errors.New("written by another version of rustypipe")
+)
 
 func decodeNoop(data []byte) (*noopRecord, error) {
+	if !bytes.HasPrefix(data, []byte(noopMagic)) && bytes.HasPrefix(data, []byte(noopMagicPrefix)) {
+		return nil, errNoopVersion
+	}
 	if len(data) < len(noopMagic)+32 || !bytes.HasPrefix(data, []byte(noopMagic)) {
 		return nil, errNoopRecord
 	}
@@ -185,8 +205,11 @@ func decodeNoop(data []byte) (*noopRecord, error) {
 	r.tasks = make([]noopTask, count())
 	total := 0
 	for i := range r.tasks {
-		r.tasks[i] = noopTask{name: str(), file: str(), key: hashing.Key(fixed(hashing.Size))}
+		r.tasks[i] = noopTask{name: str(), file: str(), key: hashing.Key(fixed(hashing.Size)), vouched: fixed(1)[0] == 1}
 		r.tasks[i].nfiles = count()
+		if !r.tasks[i].vouched && r.tasks[i].nfiles != 0 {
+			return nil, errNoopRecord
+		}
 		r.tasks[i].first = total
 		r.tasks[i].index = i
 		total += r.tasks[i].nfiles
@@ -327,6 +350,11 @@ func checkNoop(o NoopOptions) (rec *noopRecord, src []byte, files *fileCheck, wh
 	files, same := checkFiles(o.Workspace, rec.files)
 	if !same {
 		return rec, src, files, "an input or output file changed"
+	}
+	for _, t := range rec.tasks {
+		if !t.vouched {
+			return rec, src, files, "task " + t.name + " ran, or its files were too new, when it was written"
+		}
 	}
 	return rec, src, files, ""
 }
@@ -539,28 +567,40 @@ func trustworthy(st hashing.Stat, now time.Time) bool {
 	return st.CtimeNs != 0 && st.Older(now)
 }
 
-// writeNoop writes the record after a build in which every task was up to
-// date, if the build qualifies (see above); it returns without writing
-// otherwise.
+// writeNoop writes the record after a build, if the build qualifies (see
+// above); it returns without writing otherwise. A record that does not
+// vouch for every task is written only when the build had no usable one:
+// the one it had serves the next build as well.
 func (b *builder) writeNoop(sum *Summary, src []byte) {
 	o := b.opts
 	c := b.cache
 	if o.NoopStamp == "" || o.DryRun || sum.Status != "succeeded" || !c.opts.reads() || len(c.opts.Force) > 0 || c.opts.DebugKeys != nil || src == nil {
 		return
 	}
+	if sum.Counts[StatusUpToDate] < len(b.plan.Tasks) && (b.partial != nil || sum.Counts[StatusUpToDate] == 0) {
+		return
+	}
 	p := b.plan.Pipeline
 	now := o.Now()
 	rec := &noopRecord{stamp: o.NoopStamp, file: p.File, targets: targetsKey(o.Targets), pipeline: b.dir.srcDigest}
 	envSeen := map[string]bool{}
+	vouched := 0
 	for id, t := range b.plan.Tasks {
 		r := b.records[id]
 		first := len(rec.files)
+		if backendName(t) != "local" {
+			return
+		}
 		if ct := b.cleanTask(id); ct != nil {
 			// Up to date from the previous record, its files unchanged.
 			rec.files = append(rec.files, b.opts.Noop.files(ct)...)
-			rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file, key: ct.key, nfiles: len(rec.files) - first})
+			rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file, key: ct.key, vouched: true, nfiles: len(rec.files) - first})
 		} else if !b.addNoopTask(rec, id, now) {
-			return
+			rec.files = rec.files[:first]
+			rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file})
+		}
+		if rec.tasks[len(rec.tasks)-1].vouched {
+			vouched++
 		}
 		tpl, err := pipeline.ParseTemplate(t.Run)
 		if err != nil {
@@ -581,6 +621,9 @@ func (b *builder) writeNoop(sum *Summary, src []byte) {
 			rec.env = append(rec.env, noopEnv{name: ref.Name, value: v, set: set})
 		}
 	}
+	if vouched == 0 || vouched < len(rec.tasks) && b.partial != nil {
+		return
+	}
 	atomicfile.Write(noopPath(b.plan.Workspace), rec.encode(), 0o644)
 }
 
@@ -592,7 +635,7 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 	r := b.records[id]
 	k := c.tasks[id]
 	e := c.state.get(t.Name)
-	if r.Status != StatusUpToDate || backendName(t) != "local" || k == nil || e == nil {
+	if r.Status != StatusUpToDate || k == nil || e == nil {
 		return false
 	}
 	first := len(rec.files)
@@ -660,7 +703,7 @@ func (b *builder) addNoopTask(rec *noopRecord, id int, now time.Time) bool {
 		}
 		rec.files = append(rec.files, noopFileRec{path: f.Path, kind: noopFile, st: st})
 	}
-	rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file, key: k.key, nfiles: len(rec.files) - first})
+	rec.tasks = append(rec.tasks, noopTask{name: t.Name, file: r.file, key: k.key, vouched: true, nfiles: len(rec.files) - first})
 	return true
 }
 
@@ -677,7 +720,7 @@ func (b *builder) upToDateByRecord(id int) *lookupResult {
 	}
 	t := b.plan.Tasks[id]
 	ct := p.task(id, t.Name)
-	if ct == nil {
+	if ct == nil || !ct.vouched {
 		return nil
 	}
 	for _, dn := range t.DependsOn {

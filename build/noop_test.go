@@ -17,7 +17,8 @@ func TestNoopRecordRoundTripAndDamage(t *testing.T) {
 		stamp: "v1 /bin/rustypipe 123 456", file: "rustypipe.yaml", targets: "a\x00b",
 		pipeline: hashing.DigestBytes([]byte("tasks: []")),
 		env:      []noopEnv{{name: "HOME", value: "/root", set: true}, {name: "UNSET"}},
-		tasks:    []noopTask{{name: "a", file: "a", key: hashing.Key{1}, nfiles: 2}, {name: "b/c", file: "b_c-1234", key: hashing.Key{2}, nfiles: 1, first: 2, index: 1}},
+		tasks: []noopTask{{name: "a", file: "a", key: hashing.Key{1}, vouched: true, nfiles: 2}, {name: "b/c", file: "b_c-1234", key: hashing.Key{2}, vouched: true, nfiles: 1, first: 2, index: 1},
+			{name: "ran", file: "ran", first: 3, index: 2}},
 		files: []noopFileRec{
 			{path: "in/a.txt", kind: noopFile, st: hashing.Stat{Size: 5, MtimeNs: -1, CtimeNs: 1 << 62, Ino: 7, Dev: 8, Mode: 0o644}},
 			{path: "missing", kind: noopAbsent},
@@ -31,6 +32,19 @@ func TestNoopRecordRoundTripAndDamage(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, rec) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, rec)
+	}
+	// A task that is not vouched for has no files; a record that says
+	// otherwise is refused.
+	bad := &noopRecord{stamp: rec.stamp, file: rec.file, targets: rec.targets, pipeline: rec.pipeline, env: rec.env,
+		tasks: slices.Clone(rec.tasks), files: rec.files}
+	bad.tasks[1].vouched = false
+	if _, err := decodeNoop(bad.encode()); err != errNoopRecord {
+		t.Fatalf("a task with files but not vouched for: %v, want %v", err, errNoopRecord)
+	}
+	// A record of another format version is named as such.
+	other := append([]byte("rustypipe noop 2\n"), data[len(noopMagic):]...)
+	if _, err := decodeNoop(other); err != errNoopVersion {
+		t.Fatalf("a record of version 2: %v, want %v", err, errNoopVersion)
 	}
 	for i := range data { // a record cut short or with any byte changed is refused
 		if _, err := decodeNoop(data[:i]); err == nil {
@@ -187,5 +201,24 @@ func TestNoopKeyString(t *testing.T) {
 	stray.key = hashing.Key(hashing.DigestBytes([]byte("other")))
 	if k := got.keyString(&stray); k != stray.key.String() {
 		t.Errorf("a task not in the record: %s, want %s", k, stray.key.String())
+	}
+}
+
+// With a partial record, the tasks it may show up to date weigh nothing,
+// so that the others start first: those with a file seen changed and
+// those it does not vouch for keep their last duration.
+func TestWeightsWithPartialRecord(t *testing.T) {
+	pl := planFor(t, "tasks:\n  - name: clean\n    run: echo\n  - name: edited\n    run: echo\n  - name: ran\n    run: echo\n")
+	st := &workspaceState{durations: map[string]int64{"clean": 50, "edited": 60, "ran": 70}}
+	c := &fileCheck{out: []bool{true, false}, changed: []int{1}, done: make(chan struct{}), chunks: []chan struct{}{make(chan struct{})}}
+	close(c.chunks[0])
+	close(c.done)
+	rec := &noopRecord{
+		tasks: []noopTask{{name: "clean", vouched: true, nfiles: 1}, {name: "edited", vouched: true, nfiles: 1, first: 1, index: 1}, {name: "ran", first: 2, index: 2}},
+		files: []noopFileRec{{path: "clean.txt", kind: noopFile}, {path: "edited.txt", kind: noopFile}},
+	}
+	b := &builder{plan: pl, opts: Options{state: st}, partial: &NoopPartial{rec: rec, check: c}}
+	if got, want := b.weights(), []int64{0, 60, 70}; !slices.Equal(got, want) {
+		t.Fatalf("weights %v, want %v", got, want)
 	}
 }

@@ -598,8 +598,9 @@ func weights(pl *Plan, st *workspaceState) []int64 {
 
 // weights is the scheduling weight of each task: its last duration, except
 // with a partial no-op record, where tasks the record may show up to date
-// weigh nothing and tasks whose files were seen changed keep theirs. So
-// the changed tasks start first, while the other worker settles the rest.
+// weigh nothing, and tasks whose files were seen changed, or that it does
+// not vouch for, keep theirs. So the changed tasks start first, while the
+// other worker settles the rest.
 func (b *builder) weights() []int64 {
 	w := weights(b.plan, b.opts.state)
 	if b.partial == nil {
@@ -610,7 +611,7 @@ func (b *builder) weights() []int64 {
 		changed[id] = true
 	}
 	for id, t := range b.plan.Tasks {
-		if !changed[id] && b.partial.task(id, t.Name) != nil {
+		if ct := b.partial.task(id, t.Name); !changed[id] && ct != nil && ct.vouched {
 			w[id] = 0
 		}
 	}
