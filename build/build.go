@@ -198,6 +198,32 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 		}
 	}
 
+	// The run's directory is made while the rest is prepared: the
+	// workspace state may still be loading (Options.State).
+	var (
+		src       []byte
+		srcDigest hashing.Digest // zero: makeRunDir computes it
+		partial   bool
+		made      chan error
+		recs      *runDir
+	)
+	if !o.DryRun {
+		src = pl.Pipeline.Source() // a copy for the run record, and the no-op record's digest
+		if src == nil {
+			src, _ = os.ReadFile(pl.Pipeline.File)
+		}
+		if o.NoopStamp != "" && o.Cache.reads() && len(o.Cache.Force) == 0 && o.Cache.DebugKeys == nil && o.Noop.usable(pl, o, src) {
+			partial = true
+			srcDigest = o.Noop.rec.pipeline // usable checked src against it
+		}
+		made = make(chan error, 1)
+		go func(runID string) {
+			var err error
+			recs, err = makeRunDir(pl.Workspace, src, srcDigest, runID)
+			made <- err
+		}(o.RunID)
+	}
+
 	cache := newCacheLayer(pl, o) // starts loading the stat memo, which the state load overlaps
 	o.state = o.State.get(pl.Workspace)
 	if cache.opts.on() {
@@ -215,18 +241,11 @@ func Run(ctx context.Context, pl *Plan, o Options) (*Summary, error) {
 	if o.DryRun {
 		return b.dryRun(ctx)
 	}
-	src := pl.Pipeline.Source() // a copy for the run record, and the no-op record's digest
-	if src == nil {
-		src, _ = os.ReadFile(pl.Pipeline.File)
-	}
-	var srcDigest hashing.Digest // zero: makeRunDir computes it
-	if o.NoopStamp != "" && o.Cache.reads() && len(o.Cache.Force) == 0 && o.Cache.DebugKeys == nil && o.Noop.usable(pl, o, src) {
+	if partial {
 		b.partial = o.Noop
 		b.clean = make([]*noopTask, len(pl.Tasks))
-		srcDigest = o.Noop.rec.pipeline // usable checked src against it
 	}
-	recs, err := makeRunDir(pl.Workspace, src, srcDigest, o.RunID)
-	if err != nil {
+	if err := <-made; err != nil {
 		return nil, err
 	}
 	b.dir = recs

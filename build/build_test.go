@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,5 +165,31 @@ func TestPanickingBackendFreesItsSlot(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the build hung: the panicking command kept its slot")
+	}
+}
+
+// A run directory that cannot be made fails the build before any task
+// runs; it is made while the build is prepared, not before.
+func TestRunDirFailureStopsBeforeTasks(t *testing.T) {
+	pl := planFor(t, "tasks:\n  - name: a\n    run: echo\n")
+	if err := os.MkdirAll(filepath.Join(pl.Workspace, ".rustypipe"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A file where the runs directory goes: no run directory can be made,
+	// whoever runs the test.
+	if err := os.WriteFile(RunsDir(pl.Workspace), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fb := &flakyBackend{}
+	_, err := Run(context.Background(), pl, Options{
+		Backends: map[string]exec.Backend{"local": fb},
+		Reporter: NewConsole(ConsoleOptions{Out: io.Discard}),
+		Stdout:   io.Discard,
+	})
+	if err == nil || !strings.Contains(err.Error(), "run records") {
+		t.Fatalf("err = %v, want a run records error", err)
+	}
+	if n := fb.calls.Load(); n != 0 {
+		t.Fatalf("%d tasks ran", n)
 	}
 }
