@@ -216,6 +216,13 @@ func NewRunID(t time.Time) string {
 // RunsDir is where run records live inside a workspace.
 func RunsDir(workspace string) string { return filepath.Join(workspace, ".rustypipe", "runs") }
 
+// PipelinesDir is where a workspace keeps the copies of pipeline files its
+// runs share (savePipelineCopy) and their parsed forms (the caller's
+// memos): prunePipelineCopies tells the two apart by name.
+func PipelinesDir(workspace string) string {
+	return filepath.Join(workspace, ".rustypipe", "pipelines")
+}
+
 // runDir writes one run's records.
 type runDir struct {
 	dir string
@@ -661,7 +668,7 @@ func savePipelineCopy(workspace, dst string, src []byte, d hashing.Digest) {
 
 // sharedPipelinePath is where runs' shared copy of pipeline content d is.
 func sharedPipelinePath(workspace string, d hashing.Digest) string {
-	return filepath.Join(workspace, ".rustypipe", "pipelines", d.String()+".yaml")
+	return filepath.Join(PipelinesDir(workspace), d.String()+".yaml")
 }
 
 // prunePipelineCopies removes the shared pipeline copies that no run
@@ -671,7 +678,7 @@ func prunePipelineCopies(workspace string) {
 	if !linksCounted {
 		return
 	}
-	dir := filepath.Join(workspace, ".rustypipe", "pipelines")
+	dir := PipelinesDir(workspace)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return

@@ -86,7 +86,7 @@ func pipelineMemoPath(file string) string {
 		abs = file
 	}
 	sum := sha256.Sum256([]byte(abs))
-	return filepath.Join(filepath.Dir(abs), ".rustypipe", "pipelines", fmt.Sprintf("%s-%x.gob", filepath.Base(abs), sum[:6]))
+	return filepath.Join(build.PipelinesDir(filepath.Dir(abs)), fmt.Sprintf("%s-%x.gob", filepath.Base(abs), sum[:6]))
 }
 
 // binaryStamp identifies this rustypipe executable (path, size, mtime), so
