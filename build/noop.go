@@ -577,6 +577,9 @@ func (b *builder) writeNoop(sum *Summary, src []byte) {
 	if o.NoopStamp == "" || o.DryRun || sum.Status != "succeeded" || !c.opts.reads() || len(c.opts.Force) > 0 || c.opts.DebugKeys != nil || src == nil {
 		return
 	}
+	// The check at the end, ahead of the walk over every task's files: a
+	// task vouched for was up to date, so a build with no task up to date,
+	// or with a usable record and a task that was not, writes nothing.
 	if sum.Counts[StatusUpToDate] < len(b.plan.Tasks) && (b.partial != nil || sum.Counts[StatusUpToDate] == 0) {
 		return
 	}
